@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# build-base.sh: makes the lab's base image without a container registry.
+#
+# debootstrap a Debian 13 (trixie) root filesystem holding every package the
+# Dockerfile's stages install, and `docker import` it. The Dockerfile then builds from
+# it with BASE_IMAGE=<tag>, and its install-packages steps find everything installed.
+# The package list is read from the Dockerfile, so the two cannot drift; the tag
+# carries a hash of that list, so a changed list makes a new base.
+#
+#   build-base.sh              build the base unless an image with its tag exists
+#   build-base.sh --print-tag  print the tag only
+#
+# The Debian mirror is read from this host's apt configuration (or LAB_DEBIAN_MIRROR).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+dockerfile="$here/../images/Dockerfile"
+suite=trixie
+
+packages=$(grep -E '^RUN install-packages ' "$dockerfile" | sed 's/^RUN install-packages //' | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
+packages="$packages ca-certificates"
+hash=$(printf '%s\n' "$suite" $packages | sha256sum | cut -c1-12)
+tag="replication-lab/base:$suite-$hash"
+
+if [ "${1:-}" = "--print-tag" ]; then
+  echo "$tag"
+  exit 0
+fi
+
+if docker image inspect "$tag" >/dev/null 2>&1; then
+  echo "base image $tag: already built"
+  exit 0
+fi
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+  echo "build-base: debootstrap is not installed (apt-get install debootstrap)" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "build-base: debootstrap needs root" >&2
+  exit 1
+fi
+
+# shellcheck source=compose/scripts/debian-mirror.sh
+source "$here/debian-mirror.sh"
+mirror=$(debian_mirror)
+
+root=$(mktemp -d "${TMPDIR:-/tmp}/lab-base.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+include=$(echo $packages | tr ' ' ',')
+echo "base image $tag: debootstrap $suite with: $packages"
+start=$(date +%s)
+if ! debootstrap --variant=minbase --include="$include" "$suite" "$root" "$mirror" >"$root.log" 2>&1; then
+  echo "build-base: debootstrap failed; its last lines:" >&2
+  tail -n 30 "$root.log" >&2
+  [ -f "$root/debootstrap/debootstrap.log" ] && tail -n 30 "$root/debootstrap/debootstrap.log" >&2
+  rm -f "$root.log"
+  exit 1
+fi
+rm -f "$root.log"
+
+# The packaging created a default cluster; the entrypoints create their own.
+mkdir -p "$root/etc/postgresql-common"
+echo "create_main_cluster = false" >"$root/etc/postgresql-common/createcluster.conf"
+rm -rf "$root/etc/postgresql/"*/main "$root/var/lib/postgresql/"*/main
+# apt in the image points at the same mirror, for readers who add packages by hand.
+echo "deb $mirror $suite main" >"$root/etc/apt/sources.list"
+rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"* "$root/debootstrap"
+
+tar -C "$root" -c . | docker import \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["/bin/bash"]' - "$tag" >/dev/null
+echo "base image $tag: built in $(( $(date +%s) - start )) s"
