@@ -1,1 +1,16 @@
-//! x
+//! The engine of the PostgreSQL Replication Deep Dive.
+//!
+//! One library serves two front ends: the `runner` command line and the `mdbook-lab`
+//! preprocessor. Each step of the course — running a lab block, recording its output,
+//! splicing it into a chapter, writing load, verifying a ledger — is implemented once,
+//! here.
+
+pub mod settings;
+pub mod load;
+pub mod verify;
+pub mod cluster;
+pub mod compose;
+pub mod docker;
+pub mod images;
+pub mod lab;
+pub mod pg;

@@ -1,0 +1,330 @@
+//! Bringing the lab cluster up and down, waiting for it, and reporting its state.
+//!
+//! `up` builds what is missing, starts the services through compose, then waits —
+//! bounded — until every standby that is up streams from the primary, as the primary's
+//! `pg_stat_replication` says. `status` reads the same views a reader would query.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::compose;
+use crate::docker::Engine;
+use crate::images::{self, BaseWay};
+use crate::pg;
+use crate::settings::{SERVICES, Settings};
+
+/// The PostgreSQL services, primary first.
+pub const POSTGRES_SERVICES: &[&str] = &[
+    "postgres-primary",
+    "postgres-sync-standby",
+    "postgres-async-standby",
+    "postgres-delayed-standby",
+];
+
+/// The services `up` starts when none are named: the agenda's first step.
+pub const DEFAULT_SERVICES: &[&str] = &["postgres-primary", "postgres-sync-standby", "pgbouncer"];
+
+/// How long to wait for standbys to stream after compose reports them started.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A handle on the lab cluster: settings plus a Docker connection.
+pub struct Cluster {
+    /// The project's settings (with `BASE_IMAGE` resolved once [`Cluster::prepare_images`] ran).
+    pub settings: Settings,
+    /// The Docker connection.
+    pub engine: Engine,
+}
+
+/// One row of `runner status`.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    /// The compose service.
+    pub service: String,
+    /// The container's state and health, e.g. `running (healthy)`.
+    pub container: String,
+    /// `primary`, `standby`, or `-` when unreachable.
+    pub role: String,
+    /// `pg_stat_replication.state` on the primary for this standby.
+    pub state: String,
+    /// `pg_stat_replication.sync_state`.
+    pub sync_state: String,
+    /// `pg_stat_replication.replay_lag`.
+    pub replay_lag: String,
+    /// Whether the standby's slot is active.
+    pub slot_active: String,
+}
+
+impl Cluster {
+    /// Connects to Docker for the project described by `settings`.
+    pub async fn connect(settings: Settings) -> Result<Cluster> {
+        let engine = Engine::connect().await?;
+        Ok(Cluster { settings, engine })
+    }
+
+    /// Resolves the base image the Dockerfile builds from (making it if needed) and
+    /// puts it in the environment of every later compose call and `sh` step.
+    /// An explicit `BASE_IMAGE` in the environment is taken as it is.
+    pub async fn prepare_images(&mut self, way: BaseWay) -> Result<()> {
+        if std::env::var_os("BASE_IMAGE").is_some() && way == BaseWay::Auto {
+            return Ok(());
+        }
+        let base = images::ensure_base(&self.settings, &self.engine, way).await?;
+        self.settings.vars.insert("BASE_IMAGE".into(), base);
+        Ok(())
+    }
+
+    /// The running/health state of each named service.
+    async fn all_healthy(&self, services: &[&str]) -> Result<bool> {
+        for service in services {
+            match self.engine.state(self.settings.project(), service).await? {
+                Some((state, health)) if state == "running" && health.as_deref().unwrap_or("healthy") == "healthy" => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Starts `services` (and what they depend on), building images as needed, and
+    /// waits until every running standby streams. A no-op that says so when they
+    /// already run and are healthy.
+    pub async fn up(&mut self, services: &[&str], way: BaseWay) -> Result<()> {
+        for service in services {
+            if !crate::settings::is_service(service) {
+                bail!("unknown service {service:?} (known: {})", crate::settings::service_names());
+            }
+        }
+        if self.all_healthy(services).await? {
+            eprintln!("cluster {}: already up ({})", self.settings.project(), services.join(", "));
+            return Ok(());
+        }
+        self.prepare_images(way).await?;
+        let started = Instant::now();
+        let mut args = vec!["up", "--build", "-d", "--wait", "--wait-timeout", "120"];
+        args.extend(services.iter().copied());
+        eprintln!("cluster {}: starting {}", self.settings.project(), services.join(", "));
+        if let Err(err) = compose::run(&self.settings, &args, Duration::from_secs(900), false).await {
+            return Err(self.explain_up_failure(err).await);
+        }
+        self.wait_streaming(STREAM_TIMEOUT).await?;
+        eprintln!(
+            "cluster {}: up in {:.1} s",
+            self.settings.project(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Turns compose's failure into what the reader needs: the port taken and by
+    /// which service, the failing build step, or the node's last log lines.
+    async fn explain_up_failure(&self, err: anyhow::Error) -> anyhow::Error {
+        let text = format!("{err:#}");
+        for (service, var) in SERVICES {
+            if let Ok(port) = self.settings.var(var) {
+                let needle = format!("127.0.0.1:{port}");
+                if text.contains(&needle)
+                    && (text.contains("already allocated") || text.contains("address already in use"))
+                {
+                    return anyhow::anyhow!(
+                        "port {port} on 127.0.0.1 (service {service}, {var} in compose/.env) is already in use; \
+                         stop what holds it or set {var} to a free port"
+                    );
+                }
+            }
+        }
+        if text.contains("failed to solve") || text.contains("did not complete successfully") || text.contains("failed to build") {
+            return err.context("building the images failed: the failing step is shown above");
+        }
+        let mut logs = String::new();
+        for service in POSTGRES_SERVICES.iter().chain(["pgbouncer"].iter()) {
+            if let Ok(Some((state, health))) = self.engine.state(self.settings.project(), service).await
+                && (state != "running" || health.as_deref() == Some("unhealthy"))
+            {
+                let tail = self.engine.logs_tail(self.settings.project(), service, 15).await.unwrap_or_default();
+                logs.push_str(&format!("\n--- {service} ({state}) last log lines:\n{}", tail.trim_end()));
+            }
+        }
+        if logs.is_empty() { err } else { err.context(format!("a node did not come up:{logs}")) }
+    }
+
+    /// The PostgreSQL services whose containers are running.
+    pub async fn running_postgres(&self) -> Result<Vec<&'static str>> {
+        let mut running = Vec::new();
+        for service in POSTGRES_SERVICES {
+            if let Some((state, _)) = self.engine.state(self.settings.project(), service).await?
+                && state == "running"
+            {
+                running.push(*service);
+            }
+        }
+        Ok(running)
+    }
+
+    /// The running service that is a primary (not in recovery), if any.
+    pub async fn find_primary(&self) -> Result<Option<&'static str>> {
+        for service in self.running_postgres().await? {
+            if let Ok(client) = pg::connect(&self.settings, service, "postgres").await
+                && pg::scalar(&client, "SELECT pg_is_in_recovery()").await?.as_deref() == Some("f")
+            {
+                return Ok(Some(service));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until every running standby streams from the primary.
+    pub async fn wait_streaming(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut last;
+        loop {
+            match self.streaming_gaps().await {
+                Ok(missing) if missing.is_empty() => return Ok(()),
+                Ok(missing) => last = format!("not streaming yet: {}", missing.join(", ")),
+                Err(err) => last = format!("{err:#}"),
+            }
+            if Instant::now() >= deadline {
+                let mut msg = format!("standbys did not stream within {} s ({last})", timeout.as_secs());
+                for service in POSTGRES_SERVICES {
+                    if last.contains(service) {
+                        let tail = self.engine.logs_tail(self.settings.project(), service, 15).await?;
+                        msg.push_str(&format!("\n--- {service} last log lines:\n{}", tail.trim_end()));
+                    }
+                }
+                bail!(msg);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The running standbys that the primary does not list as streaming.
+    async fn streaming_gaps(&self) -> Result<Vec<&'static str>> {
+        let running = self.running_postgres().await?;
+        let primary = self.find_primary().await?.context("no running primary")?;
+        let client = pg::connect(&self.settings, primary, "postgres").await?;
+        let streaming: Vec<String> = pg::rows(
+            &client,
+            "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+        )
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
+        Ok(running
+            .into_iter()
+            .filter(|s| *s != primary && !streaming.iter().any(|n| n == s))
+            .collect())
+    }
+
+    /// Stops and removes the project's containers (and its volumes with `volumes`).
+    pub async fn down(&self, volumes: bool) -> Result<()> {
+        let mut args = vec!["down", "--remove-orphans", "-t", "10"];
+        if volumes {
+            args.push("-v");
+        }
+        compose::run(&self.settings, &args, Duration::from_secs(180), false).await?;
+        eprintln!(
+            "cluster {}: down{}",
+            self.settings.project(),
+            if volumes { " (volumes removed)" } else { "" }
+        );
+        Ok(())
+    }
+
+    /// One row per node, plus pgbouncer's `cl_waiting` when it runs.
+    pub async fn status(&self) -> Result<(Vec<NodeStatus>, Option<i64>)> {
+        let primary = self.find_primary().await?;
+        let mut replication = Vec::new();
+        let mut slots = Vec::new();
+        if let Some(primary) = primary {
+            let client = pg::connect(&self.settings, primary, "postgres").await?;
+            replication = pg::rows(
+                &client,
+                "SELECT application_name, state, sync_state, coalesce(replay_lag::text, '') \
+                 FROM pg_stat_replication",
+            )
+            .await?;
+            slots = pg::rows(&client, "SELECT slot_name, active::text FROM pg_replication_slots").await?;
+        }
+        let cell = |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let mut nodes = Vec::new();
+        for service in POSTGRES_SERVICES {
+            let mut node = NodeStatus {
+                service: service.to_string(),
+                container: "-".into(),
+                role: "-".into(),
+                state: "-".into(),
+                sync_state: "-".into(),
+                replay_lag: "-".into(),
+                slot_active: "-".into(),
+            };
+            if let Some((state, health)) = self.engine.state(self.settings.project(), service).await? {
+                node.container = match health {
+                    Some(h) => format!("{state} ({h})"),
+                    None => state.clone(),
+                };
+                if state == "running" {
+                    node.role = match pg::connect(&self.settings, service, "postgres").await {
+                        Ok(c) => match pg::scalar(&c, "SELECT pg_is_in_recovery()").await?.as_deref() {
+                            Some("t") => "standby".into(),
+                            _ => "primary".into(),
+                        },
+                        Err(_) => "unreachable".into(),
+                    };
+                }
+            } else {
+                node.container = "absent".into();
+            }
+            if let Some(row) = replication.iter().find(|r| cell(r, 0) == *service) {
+                node.state = cell(row, 1);
+                node.sync_state = cell(row, 2);
+                node.replay_lag = if cell(row, 3).is_empty() { "0".into() } else { cell(row, 3) };
+            }
+            let slot = service.replace('-', "_");
+            if let Some(row) = slots.iter().find(|r| cell(r, 0) == slot) {
+                node.slot_active = if cell(row, 1) == "true" { "yes".into() } else { "no".into() };
+            }
+            nodes.push(node);
+        }
+        let mut cl_waiting = None;
+        if let Some((state, _)) = self.engine.state(self.settings.project(), "pgbouncer").await?
+            && state == "running"
+            && let Ok(client) = pg::connect(&self.settings, "pgbouncer", "pgbouncer").await
+        {
+            let pools = pg::named_rows(&client, "SHOW POOLS").await?;
+            let total: i64 = pools
+                .iter()
+                .filter_map(|row| row.iter().find(|(k, _)| k == "cl_waiting"))
+                .filter_map(|(_, v)| v.as_deref().and_then(|v| v.parse::<i64>().ok()))
+                .sum();
+            cl_waiting = Some(total);
+        }
+        Ok((nodes, cl_waiting))
+    }
+}
+
+/// Formats rows as an aligned text table.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}

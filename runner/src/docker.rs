@@ -1,0 +1,277 @@
+//! Docker, through its API (bollard): finding the lab's containers, running commands
+//! in them with a bound, reading their logs and network counters.
+//!
+//! Compose has no API, so bringing services up and down goes through the
+//! `docker compose` CLI ([`crate::compose`]); everything the engine observes or does to
+//! a running container goes through here.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::{
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+/// A connection to the Docker Engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+/// What a command run in a container produced.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    /// Standard output and standard error, interleaved as they arrived.
+    pub output: String,
+    /// Standard output alone.
+    pub stdout: String,
+    /// The exit code; `None` when the command was stopped at its bound.
+    pub exit_code: Option<i64>,
+    /// Whether the bound was reached.
+    pub timed_out: bool,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+/// Where the client looks for the daemon, for error messages.
+pub fn socket_description() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+}
+
+impl Engine {
+    /// Connects to the local daemon (honouring `DOCKER_HOST`), agrees on an API version
+    /// and pings it, all within a few seconds. The error is one line naming the socket.
+    pub async fn connect() -> Result<Engine> {
+        let socket = socket_description();
+        let connect = async {
+            let docker = Docker::connect_with_local_defaults()?;
+            let docker = docker.negotiate_version().await?;
+            docker.ping().await?;
+            Ok::<_, bollard::errors::Error>(docker)
+        };
+        match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(Ok(docker)) => Ok(Engine { docker }),
+            Ok(Err(err)) => Err(anyhow!("cannot reach Docker at {socket}: {err}")),
+            Err(_) => Err(anyhow!("cannot reach Docker at {socket}: no answer within 10 s")),
+        }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The container of `service` in compose project `project`, running or not.
+    pub async fn container(&self, project: &str, service: &str) -> Result<Option<ContainerSummary>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("com.docker.compose.project={project}"),
+                format!("com.docker.compose.service={service}"),
+            ],
+        )]);
+        let mut found = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("listing the containers of {service}"))?;
+        // `docker compose run` adds one-off containers; prefer the service's own.
+        found.sort_by_key(|c| {
+            let oneoff = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("com.docker.compose.oneoff"))
+                .is_some_and(|v| v == "True");
+            let running = c.state.as_ref().map(|s| s.to_string()) == Some("running".into());
+            (oneoff, !running)
+        });
+        Ok(found.into_iter().next())
+    }
+
+    /// The running container of `service`, or an error saying it is not running.
+    pub async fn running_container(&self, project: &str, service: &str) -> Result<String> {
+        let container = self
+            .container(project, service)
+            .await?
+            .with_context(|| format!("service {service} has no container (is the cluster up? `runner up`)"))?;
+        let state = container.state.as_ref().map(|s| s.to_string()).unwrap_or_default();
+        if state != "running" {
+            bail!("service {service} is not running (its container is {state})");
+        }
+        container.id.context("container without an id")
+    }
+
+    /// The state and health of a service's container: `("running", Some("healthy"))`.
+    pub async fn state(&self, project: &str, service: &str) -> Result<Option<(String, Option<String>)>> {
+        let Some(container) = self.container(project, service).await? else {
+            return Ok(None);
+        };
+        let id = container.id.unwrap_or_default();
+        let inspect = self
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .with_context(|| format!("inspecting the container of {service}"))?;
+        let state = inspect.state.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let health = state.health.and_then(|h| h.status).map(|h| h.to_string());
+        Ok(Some((status, health)))
+    }
+
+    /// Runs `cmd` in the running container of `service`, feeding `stdin` when given,
+    /// and stops waiting after `timeout`. Commands that must not outlive their bound
+    /// inside the container are wrapped by the caller (see [`bounded`]).
+    pub async fn exec(
+        &self,
+        project: &str,
+        service: &str,
+        cmd: &[String],
+        stdin: Option<&str>,
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let id = self.running_container(project, service).await?;
+        let exec = self
+            .docker
+            .create_exec(
+                &id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(stdin.is_some()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("starting `{}` in {service}", cmd.join(" ")))?;
+        let started = Instant::now();
+        let mut out = ExecOutput::default();
+        let run = async {
+            match self.docker.start_exec(&exec.id, None).await? {
+                StartExecResults::Attached { mut output, mut input } => {
+                    if let Some(text) = stdin {
+                        input.write_all(text.as_bytes()).await?;
+                        input.flush().await?;
+                        input.shutdown().await?;
+                    }
+                    drop(input);
+                    while let Some(chunk) = output.next().await {
+                        use bollard::container::LogOutput;
+                        match chunk? {
+                            LogOutput::StdOut { message } => {
+                                let text = String::from_utf8_lossy(&message);
+                                out.stdout.push_str(&text);
+                                out.output.push_str(&text);
+                            }
+                            LogOutput::StdErr { message } | LogOutput::Console { message } => {
+                                out.output.push_str(&String::from_utf8_lossy(&message));
+                            }
+                            LogOutput::StdIn { .. } => {}
+                        }
+                    }
+                }
+                StartExecResults::Detached => {}
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => {
+                result.with_context(|| format!("running `{}` in {service}", cmd.join(" ")))?;
+                let inspect = self.docker.inspect_exec(&exec.id).await?;
+                out.exit_code = inspect.exit_code;
+            }
+            Err(_) => out.timed_out = true,
+        }
+        out.elapsed = started.elapsed();
+        Ok(out)
+    }
+
+    /// The last `lines` lines of a service's log.
+    pub async fn logs_tail(&self, project: &str, service: &str, lines: usize) -> Result<String> {
+        let Some(container) = self.container(project, service).await? else {
+            return Ok(String::new());
+        };
+        let id = container.id.unwrap_or_default();
+        let mut stream = self.docker.logs(
+            &id,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..Default::default()
+            }),
+        );
+        let mut text = String::new();
+        let collect = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                text.push_str(&chunk.to_string());
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), collect).await;
+        Ok(text)
+    }
+
+    /// Sends `signal` to a service's container (SIGKILL to crash a node).
+    pub async fn kill(&self, project: &str, service: &str, signal: &str) -> Result<()> {
+        let id = self.running_container(project, service).await?;
+        self.docker
+            .kill_container(
+                &id,
+                Some(KillContainerOptions {
+                    signal: signal.to_string(),
+                }),
+            )
+            .await
+            .with_context(|| format!("sending {signal} to {service}"))
+    }
+
+    /// Whether an image with this reference exists locally.
+    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
+        match self.docker.inspect_image(reference).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                Ok(false)
+            }
+            Err(err) => Err(err).with_context(|| format!("inspecting image {reference}")),
+        }
+    }
+
+    /// The server's version string.
+    pub async fn server_version(&self) -> Result<String> {
+        let version = self.docker.version().await?;
+        Ok(version.version.unwrap_or_default())
+    }
+}
+
+/// Wraps a command so that it cannot outlive `timeout` inside its container: SIGINT at
+/// the bound (psql then cancels its query, as a reader's Ctrl-C would), SIGKILL 3 s later.
+pub fn bounded(timeout: Duration, cmd: &[&str]) -> Vec<String> {
+    let secs = format!("{:.1}", timeout.as_secs_f64().max(0.1));
+    let mut wrapped: Vec<String> = ["timeout", "-k", "3", "-s", "INT", secs.as_str()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    wrapped.extend(cmd.iter().map(|s| s.to_string()));
+    wrapped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_wraps_with_timeout_int_then_kill() {
+        let cmd = bounded(Duration::from_millis(2500), &["psql", "-X"]);
+        assert_eq!(cmd, ["timeout", "-k", "3", "-s", "INT", "2.5", "psql", "-X"]);
+    }
+}

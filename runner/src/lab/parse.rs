@@ -1,0 +1,413 @@
+//! Finding lab blocks in a chapter (pulldown-cmark, with source offsets).
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+
+use super::attrs::{Word, parse_duration, words};
+use super::{Block, Chapter, DEFAULT_TIMEOUT, Expect, LabError, LabErrors, Precondition, Runner, line_column};
+use crate::settings::{is_service, service_names};
+
+/// Parses the lab blocks of one chapter. `file` names the chapter in errors (as the
+/// reader would open it); `path` is its path relative to the book's `src/`.
+/// Every problem found is reported, not only the first.
+pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, LabErrors> {
+    let mut errors = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut precondition = None;
+    let mut current: Option<(String, Range<usize>, String)> = None;
+
+    for (event, range) in Parser::new_ext(source, Options::empty()).into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                current = Some((info.to_string(), range, String::new()));
+            }
+            Event::Text(text) => {
+                if let Some((_, _, body)) = current.as_mut() {
+                    body.push_str(&text);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                let Some((info, range, body)) = current.take() else { continue };
+                let fence = FencedBlock { file, source, info: &info, range, body };
+                match fence.classify() {
+                    Kind::Plain => {}
+                    Kind::Precondition => match fence.precondition() {
+                        Ok(p) if precondition.is_none() => precondition = Some(p),
+                        Ok(_) => errors.push(fence.error(0, "a chapter has one lab-precondition block".into())),
+                        Err(e) => errors.push(e),
+                    },
+                    Kind::Step => match fence.block(blocks.len()) {
+                        Ok(block) => blocks.push(block),
+                        Err(e) => errors.push(e),
+                    },
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Duplicate ids, and references to ids that do not exist or are not background.
+    let mut seen = HashSet::new();
+    for block in &blocks {
+        if !seen.insert(block.id.clone()) {
+            let (line, column) = line_column(source, block.span.start);
+            errors.push(LabError {
+                file: file.into(),
+                line,
+                column,
+                message: format!("duplicate id {:?}", block.id),
+            });
+        }
+    }
+    for block in &blocks {
+        for target in block.stops.iter().chain(&block.awaits) {
+            let earlier = blocks[..block.index].iter().find(|b| &b.id == target);
+            let problem = match earlier {
+                None => Some(format!("stop/await names {target:?}, which is no earlier step")),
+                Some(b) if !b.background => Some(format!("stop/await names {target:?}, which is not a background step")),
+                Some(_) => None,
+            };
+            if let Some(message) = problem {
+                let (line, column) = line_column(source, block.span.start);
+                errors.push(LabError { file: file.into(), line, column, message });
+            }
+        }
+    }
+    // Placeholders in the prose must name a capture of this chapter.
+    let captures: HashSet<&str> = blocks.iter().flat_map(|b| b.captures.iter().map(String::as_str)).collect();
+    let code: Vec<Range<usize>> = code_spans(source);
+    for (name, at) in placeholders(source, &code) {
+        if !captures.contains(name.as_str()) {
+            let (line, column) = line_column(source, at.start);
+            errors.push(LabError {
+                file: file.into(),
+                line,
+                column,
+                message: format!("{{{{{name}}}}} names no value captured in this chapter"),
+            });
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Chapter { path: path.into(), blocks, precondition })
+    } else {
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(LabErrors(errors))
+    }
+}
+
+/// The byte ranges of fenced and indented code blocks (placeholders are not looked for there).
+fn code_spans(source: &str) -> Vec<Range<usize>> {
+    Parser::new_ext(source, Options::empty())
+        .into_offset_iter()
+        .filter_map(|(event, range)| match event {
+            Event::Start(Tag::CodeBlock(_)) => Some(range),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `{{name}}` placeholders of the prose (outside code blocks) with their spans.
+/// Names are letters, digits, `_`, `-` and `.`.
+pub fn placeholders(source: &str, code: &[Range<usize>]) -> Vec<(String, Range<usize>)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(open) = source[from..].find("{{").map(|i| i + from) {
+        let Some(close) = source[open + 2..].find("}}").map(|i| i + open + 2) else { break };
+        let name = &source[open + 2..close];
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if valid && !name.starts_with('#') && !code.iter().any(|r| r.contains(&open)) {
+            found.push((name.to_string(), open..close + 2));
+            from = close + 2;
+        } else {
+            from = open + 2;
+        }
+    }
+    found
+}
+
+enum Kind {
+    Plain,
+    Step,
+    Precondition,
+}
+
+struct FencedBlock<'a> {
+    file: &'a str,
+    source: &'a str,
+    info: &'a str,
+    range: Range<usize>,
+    body: String,
+}
+
+impl FencedBlock<'_> {
+    fn classify(&self) -> Kind {
+        let mut it = self.info.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some("lab-precondition"), _) => Kind::Precondition,
+            (Some(_), Some("lab" | "check")) => Kind::Step,
+            _ => Kind::Plain,
+        }
+    }
+
+    /// Byte offset of the info string within the chapter source.
+    fn info_offset(&self) -> usize {
+        let block = &self.source[self.range.clone()];
+        let fence_len = block.find(|c: char| c != '`' && c != '~' && c != ' ').unwrap_or(0);
+        self.range.start + fence_len
+    }
+
+    fn error(&self, info_at: usize, message: String) -> LabError {
+        let (line, column) = line_column(self.source, self.info_offset() + info_at);
+        LabError { file: self.file.into(), line, column, message }
+    }
+
+    fn words(&self) -> Result<Vec<Word>, LabError> {
+        words(self.info).map_err(|(at, message)| self.error(at, message))
+    }
+
+    fn unterminated(&self) -> Option<LabError> {
+        let block = &self.source[self.range.clone()];
+        let fence: String = block.trim_start().chars().take_while(|c| *c == '`' || *c == '~').collect();
+        let last = block.trim_end().lines().last().unwrap_or("").trim();
+        let closed = block.trim_end().lines().count() > 1 && last.starts_with(&fence) && last.chars().all(|c| c == fence.chars().next().unwrap_or('`'));
+        (!closed).then(|| self.error(0, format!("unterminated code block: no closing {fence}")))
+    }
+
+    fn precondition(&self) -> Result<Precondition, LabError> {
+        if let Some(e) = self.unterminated() {
+            return Err(e);
+        }
+        let mut fresh = false;
+        let mut services = Vec::new();
+        for word in self.words()?.into_iter().skip(1) {
+            match word.text.split_once('=') {
+                None if word.text == "fresh" => fresh = true,
+                Some(("services", list)) => {
+                    for service in list.split(',').filter(|s| !s.is_empty()) {
+                        if !is_service(service) {
+                            return Err(self.error(word.offset, format!("unknown service {service:?} (known: {})", service_names())));
+                        }
+                        services.push(service.to_string());
+                    }
+                }
+                _ => return Err(self.error(word.offset, format!("unknown lab-precondition attribute {:?} (known: fresh, services=)", word.text))),
+            }
+        }
+        Ok(Precondition { fresh, services, text: self.body.clone(), span: self.range.clone() })
+    }
+
+    fn block(&self, index: usize) -> Result<Block, LabError> {
+        if let Some(e) = self.unterminated() {
+            return Err(e);
+        }
+        let words = self.words()?;
+        let lang = words[0].text.clone();
+        let check = words[1].text == "check";
+        let runner = match lang.as_str() {
+            "sh" | "bash" | "console" => Runner::Shell,
+            "sql" => Runner::Sql { service: "postgres-primary".into(), database: "db".into() },
+            other => return Err(self.error(words[0].offset, format!("lab blocks are `sh` or `sql`, not {other:?}"))),
+        };
+        let (line, _) = line_column(self.source, self.range.start);
+        let mut block = Block {
+            index,
+            id: format!("step-{}", index + 1),
+            runner,
+            lang,
+            check,
+            claim: None,
+            body: self.body.clone(),
+            info: self.info.to_string(),
+            span: self.range.clone(),
+            line,
+            timeout: DEFAULT_TIMEOUT,
+            background: false,
+            hidden: false,
+            expect: Expect::Success,
+            wait_until: false,
+            captures: Vec::new(),
+            stops: Vec::new(),
+            awaits: Vec::new(),
+        };
+        for word in &words[2..] {
+            let err = |message: String| self.error(word.offset, message);
+            let (key, value) = match word.text.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (word.text.as_str(), None),
+            };
+            let need = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string).ok_or_else(|| err(format!("`{key}` needs a value: {key}=...")));
+            let flag = |v: Option<&str>| match v {
+                None => Ok(()),
+                Some(_) => Err(err(format!("`{key}` takes no value"))),
+            };
+            match key {
+                "id" => {
+                    let id = need(value)?;
+                    if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                        return Err(err(format!("id {id:?}: use letters, digits, - and _")));
+                    }
+                    block.id = id;
+                }
+                "timeout" => {
+                    block.timeout = parse_duration(&need(value)?).map_err(|e| err(format!("malformed timeout: {e}")))?;
+                    if block.timeout.is_zero() {
+                        return Err(err("timeout must be more than 0".into()));
+                    }
+                }
+                "on" => {
+                    let service = need(value)?;
+                    if !is_service(&service) {
+                        return Err(err(format!("unknown service {service:?} (known: {})", service_names())));
+                    }
+                    match &mut block.runner {
+                        Runner::Sql { service: s, .. } => *s = service,
+                        Runner::Shell => return Err(err("`on=` is for sql blocks; a shell step names its service in its command".into())),
+                    }
+                }
+                "db" => match &mut block.runner {
+                    Runner::Sql { database, .. } => *database = need(value)?,
+                    Runner::Shell => return Err(err("`db=` is for sql blocks".into())),
+                },
+                "claim" => block.claim = Some(need(value)?),
+                "background" => {
+                    flag(value)?;
+                    block.background = true;
+                }
+                "hidden" => {
+                    flag(value)?;
+                    block.hidden = true;
+                }
+                "wait-until" => {
+                    flag(value)?;
+                    block.wait_until = true;
+                }
+                "expect-fail" => {
+                    flag(value)?;
+                    block.expect = Expect::Failure;
+                }
+                "expect-exit" => {
+                    let code = need(value)?;
+                    block.expect = Expect::Exit(code.parse().map_err(|_| err(format!("expect-exit={code:?} is not an exit code")))?);
+                }
+                "capture" => {
+                    for name in need(value)?.split(',') {
+                        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                            return Err(err(format!("capture name {name:?}: use letters, digits and _")));
+                        }
+                        block.captures.push(name.to_string());
+                    }
+                }
+                "stop" => block.stops.extend(need(value)?.split(',').map(str::to_string)),
+                "await" => block.awaits.extend(need(value)?.split(',').map(str::to_string)),
+                _ => {
+                    return Err(err(format!(
+                        "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
+                         wait-until, expect-fail, expect-exit, capture, stop, await)"
+                    )));
+                }
+            }
+        }
+        if block.check && block.background {
+            return Err(self.error(0, "a check cannot run in the background".into()));
+        }
+        if block.check && block.claim.is_none() {
+            return Err(self.error(0, "a check states its claim: claim=\"...\"".into()));
+        }
+        if block.background && block.wait_until {
+            return Err(self.error(0, "a background step cannot wait-until".into()));
+        }
+        Ok(block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Chapter, LabErrors> {
+        parse_chapter("book/src/ch.md", "ch.md", src)
+    }
+
+    #[test]
+    fn finds_steps_checks_and_precondition_with_spans() {
+        let src = "# T\n\n```lab-precondition fresh services=pgbouncer\nA fresh cluster.\n```\n\n\
+                   ```sh lab id=up timeout=2m\ndocker compose ps\n```\n\nText.\n\n\
+                   ```sql check on=postgres-sync-standby claim=\"it streams\" wait-until\nSELECT true;\n```\n\n\
+                   ```rust\nfn main() {}\n```\n";
+        let ch = parse(src).unwrap();
+        let pre = ch.precondition.unwrap();
+        assert!(pre.fresh);
+        assert_eq!(pre.services, ["pgbouncer"]);
+        assert_eq!(ch.blocks.len(), 2);
+        let up = &ch.blocks[0];
+        assert_eq!(up.id, "up");
+        assert_eq!(up.timeout.as_secs(), 120);
+        assert_eq!(up.body, "docker compose ps\n");
+        assert!(src[up.span.clone()].starts_with("```sh lab"));
+        assert!(src[up.span.clone()].trim_end().ends_with("```"));
+        assert_eq!(up.line, 7);
+        let check = &ch.blocks[1];
+        assert!(check.check && check.wait_until);
+        assert_eq!(check.id, "step-2");
+        assert_eq!(check.claim.as_deref(), Some("it streams"));
+        assert_eq!(check.runner, Runner::Sql { service: "postgres-sync-standby".into(), database: "db".into() });
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let src = "Intro\n\n```sh lab timout=5s\necho\n```\n";
+        let err = parse(src).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].to_string().split(": ").next().unwrap(), "book/src/ch.md:3:11");
+        assert!(err.0[0].message.contains("unknown attribute \"timout\""));
+    }
+
+    #[test]
+    fn bad_timeout_unknown_service_duplicate_id_all_reported() {
+        let src = "```sh lab id=a timeout=5x\necho\n```\n\n```sql lab on=postgres-nowhere\nSELECT 1;\n```\n\n\
+                   ```sh lab id=b\necho\n```\n\n```sh lab id=b\necho\n```\n";
+        let errs = parse(src).unwrap_err().0;
+        let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:#?}");
+        assert!(msgs[0].starts_with("book/src/ch.md:1:16: malformed timeout"), "{}", msgs[0]);
+        assert!(msgs[1].starts_with("book/src/ch.md:5:12: unknown service \"postgres-nowhere\""), "{}", msgs[1]);
+        assert!(msgs[2].starts_with("book/src/ch.md:13:1: duplicate id \"b\""), "{}", msgs[2]);
+    }
+
+    #[test]
+    fn unterminated_block_is_an_error() {
+        let errs = parse("Text\n\n```sh lab\necho hi\n").unwrap_err().0;
+        assert!(errs[0].to_string().starts_with("book/src/ch.md:3:"), "{}", errs[0]);
+        assert!(errs[0].message.contains("unterminated"));
+    }
+
+    #[test]
+    fn check_needs_a_claim_and_stop_needs_a_background_step() {
+        let errs = parse("```sql check\nSELECT true;\n```\n").unwrap_err().0;
+        assert!(errs[0].message.contains("claim"));
+        let errs = parse("```sh lab id=w\nsleep 1\n```\n\n```sh lab stop=w\necho\n```\n").unwrap_err().0;
+        assert!(errs[0].message.contains("not a background step"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn placeholders_must_name_captures_and_skip_code() {
+        let ok = "Lost {{lost}} rows.\n\n```sh lab capture=lost\nrunner verify\n```\n\n```text\n{{not_checked}}\n```\n";
+        assert!(parse(ok).is_ok());
+        let errs = parse("We saw {{nothing}}.\n").unwrap_err().0;
+        assert_eq!(errs[0].to_string(), "book/src/ch.md:1:8: {{nothing}} names no value captured in this chapter");
+    }
+
+    #[test]
+    fn digest_changes_with_text_and_attributes() {
+        let a = parse("```sh lab\necho 1\n```\n").unwrap().blocks[0].digest();
+        let b = parse("```sh lab\necho 2\n```\n").unwrap().blocks[0].digest();
+        let c = parse("```sh lab timeout=5s\necho 1\n```\n").unwrap().blocks[0].digest();
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, parse("```sh lab\necho 1\n```\n").unwrap().blocks[0].digest());
+    }
+}

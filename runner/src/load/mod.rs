@@ -1,0 +1,1 @@
+//! The write load (in progress).

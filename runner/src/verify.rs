@@ -1,0 +1,1 @@
+//! The loss ledger check (in progress).
