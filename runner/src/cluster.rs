@@ -78,7 +78,9 @@ impl Cluster {
     async fn all_healthy(&self, services: &[&str]) -> Result<bool> {
         for service in services {
             match self.engine.state(self.settings.project(), service).await? {
-                Some((state, health)) if state == "running" && health.as_deref().unwrap_or("healthy") == "healthy" => {}
+                Some((state, health))
+                    if state == "running"
+                        && health.as_deref().unwrap_or("healthy") == "healthy" => {}
                 _ => return Ok(false),
             }
         }
@@ -91,19 +93,31 @@ impl Cluster {
     pub async fn up(&mut self, services: &[&str], way: BaseWay) -> Result<()> {
         for service in services {
             if !crate::settings::is_service(service) {
-                bail!("unknown service {service:?} (known: {})", crate::settings::service_names());
+                bail!(
+                    "unknown service {service:?} (known: {})",
+                    crate::settings::service_names()
+                );
             }
         }
         if self.all_healthy(services).await? {
-            eprintln!("cluster {}: already up ({})", self.settings.project(), services.join(", "));
+            eprintln!(
+                "cluster {}: already up ({})",
+                self.settings.project(),
+                services.join(", ")
+            );
             return Ok(());
         }
         self.prepare_images(way).await?;
         let started = Instant::now();
         let mut args = vec!["up", "--build", "-d", "--wait", "--wait-timeout", "120"];
         args.extend(services.iter().copied());
-        eprintln!("cluster {}: starting {}", self.settings.project(), services.join(", "));
-        if let Err(err) = compose::run(&self.settings, &args, Duration::from_secs(900), false).await {
+        eprintln!(
+            "cluster {}: starting {}",
+            self.settings.project(),
+            services.join(", ")
+        );
+        if let Err(err) = compose::run(&self.settings, &args, Duration::from_secs(900), false).await
+        {
             return Err(self.explain_up_failure(err).await);
         }
         self.wait_streaming(STREAM_TIMEOUT).await?;
@@ -123,7 +137,8 @@ impl Cluster {
             if let Ok(port) = self.settings.var(var) {
                 let needle = format!("127.0.0.1:{port}");
                 if text.contains(&needle)
-                    && (text.contains("already allocated") || text.contains("address already in use"))
+                    && (text.contains("already allocated")
+                        || text.contains("address already in use"))
                 {
                     return anyhow::anyhow!(
                         "port {port} on 127.0.0.1 (service {service}, {var} in compose/.env) is already in use; \
@@ -132,19 +147,34 @@ impl Cluster {
                 }
             }
         }
-        if text.contains("failed to solve") || text.contains("did not complete successfully") || text.contains("failed to build") {
+        if text.contains("failed to solve")
+            || text.contains("did not complete successfully")
+            || text.contains("failed to build")
+        {
             return err.context("building the images failed: the failing step is shown above");
         }
         let mut logs = String::new();
         for service in POSTGRES_SERVICES.iter().chain(["pgbouncer"].iter()) {
-            if let Ok(Some((state, health))) = self.engine.state(self.settings.project(), service).await
+            if let Ok(Some((state, health))) =
+                self.engine.state(self.settings.project(), service).await
                 && (state != "running" || health.as_deref() == Some("unhealthy"))
             {
-                let tail = self.engine.logs_tail(self.settings.project(), service, 15).await.unwrap_or_default();
-                logs.push_str(&format!("\n--- {service} ({state}) last log lines:\n{}", tail.trim_end()));
+                let tail = self
+                    .engine
+                    .logs_tail(self.settings.project(), service, 15)
+                    .await
+                    .unwrap_or_default();
+                logs.push_str(&format!(
+                    "\n--- {service} ({state}) last log lines:\n{}",
+                    tail.trim_end()
+                ));
             }
         }
-        if logs.is_empty() { err } else { err.context(format!("a node did not come up:{logs}")) }
+        if logs.is_empty() {
+            err
+        } else {
+            err.context(format!("a node did not come up:{logs}"))
+        }
     }
 
     /// The PostgreSQL services whose containers are running.
@@ -164,7 +194,10 @@ impl Cluster {
     pub async fn find_primary(&self) -> Result<Option<&'static str>> {
         for service in self.running_postgres().await? {
             if let Ok(client) = pg::connect(&self.settings, service, "postgres").await
-                && pg::scalar(&client, "SELECT pg_is_in_recovery()").await?.as_deref() == Some("f")
+                && pg::scalar(&client, "SELECT pg_is_in_recovery()")
+                    .await?
+                    .as_deref()
+                    == Some("f")
             {
                 return Ok(Some(service));
             }
@@ -183,11 +216,20 @@ impl Cluster {
                 Err(err) => last = format!("{err:#}"),
             }
             if Instant::now() >= deadline {
-                let mut msg = format!("standbys did not stream within {} s ({last})", timeout.as_secs());
+                let mut msg = format!(
+                    "standbys did not stream within {} s ({last})",
+                    timeout.as_secs()
+                );
                 for service in POSTGRES_SERVICES {
                     if last.contains(service) {
-                        let tail = self.engine.logs_tail(self.settings.project(), service, 15).await?;
-                        msg.push_str(&format!("\n--- {service} last log lines:\n{}", tail.trim_end()));
+                        let tail = self
+                            .engine
+                            .logs_tail(self.settings.project(), service, 15)
+                            .await?;
+                        msg.push_str(&format!(
+                            "\n--- {service} last log lines:\n{}",
+                            tail.trim_end()
+                        ));
                     }
                 }
                 bail!(msg);
@@ -243,9 +285,14 @@ impl Cluster {
                  FROM pg_stat_replication",
             )
             .await?;
-            slots = pg::rows(&client, "SELECT slot_name, active::text FROM pg_replication_slots").await?;
+            slots = pg::rows(
+                &client,
+                "SELECT slot_name, active::text FROM pg_replication_slots",
+            )
+            .await?;
         }
-        let cell = |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let cell =
+            |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let mut nodes = Vec::new();
         for service in POSTGRES_SERVICES {
             let mut node = NodeStatus {
@@ -257,14 +304,19 @@ impl Cluster {
                 replay_lag: "-".into(),
                 slot_active: "-".into(),
             };
-            if let Some((state, health)) = self.engine.state(self.settings.project(), service).await? {
+            if let Some((state, health)) =
+                self.engine.state(self.settings.project(), service).await?
+            {
                 node.container = match health {
                     Some(h) => format!("{state} ({h})"),
                     None => state.clone(),
                 };
                 if state == "running" {
                     node.role = match pg::connect(&self.settings, service, "postgres").await {
-                        Ok(c) => match pg::scalar(&c, "SELECT pg_is_in_recovery()").await?.as_deref() {
+                        Ok(c) => match pg::scalar(&c, "SELECT pg_is_in_recovery()")
+                            .await?
+                            .as_deref()
+                        {
                             Some("t") => "standby".into(),
                             _ => "primary".into(),
                         },
@@ -277,16 +329,27 @@ impl Cluster {
             if let Some(row) = replication.iter().find(|r| cell(r, 0) == *service) {
                 node.state = cell(row, 1);
                 node.sync_state = cell(row, 2);
-                node.replay_lag = if cell(row, 3).is_empty() { "0".into() } else { cell(row, 3) };
+                node.replay_lag = if cell(row, 3).is_empty() {
+                    "0".into()
+                } else {
+                    cell(row, 3)
+                };
             }
             let slot = service.replace('-', "_");
             if let Some(row) = slots.iter().find(|r| cell(r, 0) == slot) {
-                node.slot_active = if cell(row, 1) == "true" { "yes".into() } else { "no".into() };
+                node.slot_active = if cell(row, 1) == "true" {
+                    "yes".into()
+                } else {
+                    "no".into()
+                };
             }
             nodes.push(node);
         }
         let mut cl_waiting = None;
-        if let Some((state, _)) = self.engine.state(self.settings.project(), "pgbouncer").await?
+        if let Some((state, _)) = self
+            .engine
+            .state(self.settings.project(), "pgbouncer")
+            .await?
             && state == "running"
             && let Ok(client) = pg::connect(&self.settings, "pgbouncer", "pgbouncer").await
         {

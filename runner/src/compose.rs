@@ -20,7 +20,10 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    env.push(("COMPOSE_PROJECT_NAME".into(), settings.project().to_string()));
+    env.push((
+        "COMPOSE_PROJECT_NAME".into(),
+        settings.project().to_string(),
+    ));
     // Plain progress: no cursor tricks in captured output.
     env.push(("COMPOSE_PROGRESS".into(), "plain".into()));
     env.push(("COMPOSE_ANSI".into(), "never".into()));
@@ -42,15 +45,24 @@ pub fn command(settings: &Settings, args: &[&str]) -> Command {
 /// Runs `docker compose ARGS`, bounded by `timeout`, and returns its combined output;
 /// fails with that output when compose fails. With `echo`, the output also goes to
 /// stderr as it arrives (long builds show progress).
-pub async fn run(settings: &Settings, args: &[&str], timeout: Duration, echo: bool) -> Result<String> {
+pub async fn run(
+    settings: &Settings,
+    args: &[&str],
+    timeout: Duration,
+    echo: bool,
+) -> Result<String> {
     let shown = format!("docker compose {}", args.join(" "));
     let mut cmd = command(settings, args);
     let child = if echo {
-        cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit()).spawn()
+        cmd.stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
     } else {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
     }
-    .with_context(|| format!("starting `{shown}` (is the docker CLI with the compose plugin installed?)"))?;
+    .with_context(|| {
+        format!("starting `{shown}` (is the docker CLI with the compose plugin installed?)")
+    })?;
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(output) => output.with_context(|| format!("running `{shown}`"))?,
         Err(_) => bail!("`{shown}` did not finish within {} s", timeout.as_secs()),

@@ -58,7 +58,9 @@ impl Engine {
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
             Ok(Ok(docker)) => Ok(Engine { docker }),
             Ok(Err(err)) => Err(anyhow!("cannot reach Docker at {socket}: {err}")),
-            Err(_) => Err(anyhow!("cannot reach Docker at {socket}: no answer within 10 s")),
+            Err(_) => Err(anyhow!(
+                "cannot reach Docker at {socket}: no answer within 10 s"
+            )),
         }
     }
 
@@ -68,7 +70,11 @@ impl Engine {
     }
 
     /// The container of `service` in compose project `project`, running or not.
-    pub async fn container(&self, project: &str, service: &str) -> Result<Option<ContainerSummary>> {
+    pub async fn container(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Option<ContainerSummary>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
@@ -100,11 +106,14 @@ impl Engine {
 
     /// The running container of `service`, or an error saying it is not running.
     pub async fn running_container(&self, project: &str, service: &str) -> Result<String> {
-        let container = self
-            .container(project, service)
-            .await?
-            .with_context(|| format!("service {service} has no container (is the cluster up? `runner up`)"))?;
-        let state = container.state.as_ref().map(|s| s.to_string()).unwrap_or_default();
+        let container = self.container(project, service).await?.with_context(|| {
+            format!("service {service} has no container (is the cluster up? `runner up`)")
+        })?;
+        let state = container
+            .state
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         if state != "running" {
             bail!("service {service} is not running (its container is {state})");
         }
@@ -112,7 +121,11 @@ impl Engine {
     }
 
     /// The state and health of a service's container: `("running", Some("healthy"))`.
-    pub async fn state(&self, project: &str, service: &str) -> Result<Option<(String, Option<String>)>> {
+    pub async fn state(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
         let Some(container) = self.container(project, service).await? else {
             return Ok(None);
         };
@@ -158,7 +171,10 @@ impl Engine {
         let mut out = ExecOutput::default();
         let run = async {
             match self.docker.start_exec(&exec.id, None).await? {
-                StartExecResults::Attached { mut output, mut input } => {
+                StartExecResults::Attached {
+                    mut output,
+                    mut input,
+                } => {
                     if let Some(text) = stdin {
                         input.write_all(text.as_bytes()).await?;
                         input.flush().await?;
@@ -239,9 +255,9 @@ impl Engine {
     pub async fn image_exists(&self, reference: &str) -> Result<bool> {
         match self.docker.inspect_image(reference).await {
             Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                Ok(false)
-            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
             Err(err) => Err(err).with_context(|| format!("inspecting image {reference}")),
         }
     }
@@ -272,6 +288,9 @@ mod tests {
     #[test]
     fn bounded_wraps_with_timeout_int_then_kill() {
         let cmd = bounded(Duration::from_millis(2500), &["psql", "-X"]);
-        assert_eq!(cmd, ["timeout", "-k", "3", "-s", "INT", "2.5", "psql", "-X"]);
+        assert_eq!(
+            cmd,
+            ["timeout", "-k", "3", "-s", "INT", "2.5", "psql", "-X"]
+        );
     }
 }

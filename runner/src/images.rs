@@ -47,7 +47,9 @@ pub async fn ensure_base(settings: &Settings, engine: &Engine, way: BaseWay) -> 
                     Ok(HUB_BASE.to_string())
                 }
                 Err(err) => {
-                    eprintln!("base image: Docker Hub unreachable ({err:#}); building one with debootstrap");
+                    eprintln!(
+                        "base image: Docker Hub unreachable ({err:#}); building one with debootstrap"
+                    );
                     debootstrap_base(settings, engine).await
                 }
             }
@@ -115,7 +117,10 @@ async fn debootstrap_base(settings: &Settings, engine: &Engine) -> Result<String
         Err(_) => bail!("{} did not finish within 20 min", script.display()),
     };
     if !status.success() {
-        bail!("building the base image failed ({}): see the output above", script.display());
+        bail!(
+            "building the base image failed ({}): see the output above",
+            script.display()
+        );
     }
     eprintln!("base image: {tag} (debootstrap)");
     Ok(tag)

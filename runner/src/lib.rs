@@ -5,12 +5,16 @@
 //! splicing it into a chapter, writing load, verifying a ledger — is implemented once,
 //! here.
 
-pub mod settings;
-pub mod load;
-pub mod verify;
+pub mod book;
 pub mod cluster;
 pub mod compose;
 pub mod docker;
 pub mod images;
 pub mod lab;
+pub mod load;
 pub mod pg;
+pub mod record;
+pub mod render;
+pub mod run;
+pub mod settings;
+pub mod verify;

@@ -1,1 +1,70 @@
-fn main() {}
+//! `runner`: the command line of the PostgreSQL Replication Deep Dive.
+//!
+//! Fatal errors print as one line with their cause chain (as ripgrep does) and exit 2;
+//! a run whose steps or checks did not hold exits 1.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs the course's cluster, its chapters' steps, its load writer and its book build.
+#[derive(Parser)]
+#[command(name = "runner", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the images if needed, start the cluster and wait until every standby streams.
+    Up(cmd::up::UpArgs),
+    /// Stop and remove the cluster's containers (and volumes with --volumes).
+    Down(cmd::down::DownArgs),
+    /// One row per node: role, state, sync_state, replay lag, slot; pgbouncer's cl_waiting.
+    Status,
+    /// Run a chapter's steps against the cluster, streaming them, and re-record them.
+    Exec(cmd::exec::ExecArgs),
+    /// Offline: does every lab block have a record made from its current text, and did every check hold?
+    Check,
+    /// Render the book to book/book/ (offline from the records, or --live).
+    Book(cmd::book::BookArgs),
+    /// Write rentals and payments, recording every attempted and acknowledged id in a ledger.
+    Load(cmd::load::LoadArgs),
+    /// Check a ledger against a node: acknowledged writes present, lost, recovered, unexpected.
+    Verify(cmd::verify::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check => cmd::check::run(),
+        Command::Book(args) => cmd::book::run(args),
+        command => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(run_async(command)),
+            Err(err) => Err(anyhow::Error::new(err).context("starting the async runtime")),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("runner: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
+    let settings = runner::settings::Settings::discover()?;
+    match command {
+        Command::Up(args) => cmd::up::run(settings, args).await,
+        Command::Down(args) => cmd::down::run(settings, args).await,
+        Command::Status => cmd::status::run(settings).await,
+        Command::Exec(args) => cmd::exec::run(settings, args).await,
+        Command::Load(args) => cmd::load::run(&settings, args).await,
+        Command::Verify(args) => cmd::verify::run(&settings, args).await,
+        Command::Check | Command::Book(_) => unreachable!("handled without a runtime"),
+    }
+}

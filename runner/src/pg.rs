@@ -23,7 +23,12 @@ pub async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result
     let (client, connection) = tokio::time::timeout(Duration::from_secs(5), connect)
         .await
         .map_err(|_| anyhow!("connecting to {service}: no answer within 5 s"))?
-        .with_context(|| format!("connecting to {service} on 127.0.0.1:{}", settings.port(service).unwrap_or(0)))?;
+        .with_context(|| {
+            format!(
+                "connecting to {service} on 127.0.0.1:{}",
+                settings.port(service).unwrap_or(0)
+            )
+        })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -31,7 +36,11 @@ pub async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result
 }
 
 /// Awaits `fut` for at most `bound`, naming `what` in the error.
-pub async fn bounded<T, E>(what: &str, bound: Duration, fut: impl Future<Output = Result<T, E>>) -> Result<T>
+pub async fn bounded<T, E>(
+    what: &str,
+    bound: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
@@ -48,9 +57,11 @@ pub async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>
     Ok(messages
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => {
-                Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())
-            }
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect())

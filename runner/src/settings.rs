@@ -54,8 +54,8 @@ impl Settings {
         let env_file = root.join("compose/.env");
         let text = std::fs::read_to_string(&env_file)
             .with_context(|| format!("reading {}", env_file.display()))?;
-        let mut vars = parse_env_file(&text)
-            .with_context(|| format!("parsing {}", env_file.display()))?;
+        let mut vars =
+            parse_env_file(&text).with_context(|| format!("parsing {}", env_file.display()))?;
         for (key, value) in std::env::vars() {
             if vars.contains_key(&key) || key == "COMPOSE_PROJECT_NAME" {
                 vars.insert(key, value);
@@ -137,10 +137,7 @@ pub fn is_service(name: &str) -> bool {
 }
 
 fn find_root() -> Option<PathBuf> {
-    let starts = [
-        std::env::current_dir().ok(),
-        std::env::current_exe().ok(),
-    ];
+    let starts = [std::env::current_dir().ok(), std::env::current_exe().ok()];
     starts.into_iter().flatten().find_map(|start| {
         start
             .ancestors()
@@ -177,10 +174,9 @@ mod tests {
 
     #[test]
     fn env_file_keeps_inner_quotes_and_skips_comments() {
-        let vars = parse_env_file(
-            "# comment\nA=1\nSYNC=FIRST 1 (\"postgres-sync-standby\")\nB='x y'\n\n",
-        )
-        .unwrap();
+        let vars =
+            parse_env_file("# comment\nA=1\nSYNC=FIRST 1 (\"postgres-sync-standby\")\nB='x y'\n\n")
+                .unwrap();
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["SYNC"], "FIRST 1 (\"postgres-sync-standby\")");
         assert_eq!(vars["B"], "x y");

@@ -43,7 +43,10 @@ pub fn words(info: &str) -> Result<Vec<Word>, (usize, String)> {
         if in_quotes {
             return Err((quote_at, "unclosed quote in the block's info string".into()));
         }
-        out.push(Word { text, offset: start });
+        out.push(Word {
+            text,
+            offset: start,
+        });
     }
     Ok(out)
 }
@@ -74,13 +77,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("{text:?} is not a duration"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
-            unit => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+            unit => {
+                return Err(format!(
+                    "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                ));
+            }
         };
         total += Duration::from_secs_f64(value * factor);
         rest = &rest[unit_len..];

@@ -52,6 +52,8 @@ pub enum Expect {
     Failure,
     /// This exact exit code.
     Exit(i64),
+    /// Still running at its bound (a commit that hangs, by design).
+    Timeout,
 }
 
 /// One lab step or check of a chapter.
@@ -170,7 +172,11 @@ pub struct LabError {
 
 impl std::fmt::Display for LabError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 

@@ -6,7 +6,9 @@ use std::ops::Range;
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 use super::attrs::{Word, parse_duration, words};
-use super::{Block, Chapter, DEFAULT_TIMEOUT, Expect, LabError, LabErrors, Precondition, Runner, line_column};
+use super::{
+    Block, Chapter, DEFAULT_TIMEOUT, Expect, LabError, LabErrors, Precondition, Runner, line_column,
+};
 use crate::settings::{is_service, service_names};
 
 /// Parses the lab blocks of one chapter. `file` names the chapter in errors (as the
@@ -29,13 +31,23 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
                 }
             }
             Event::End(TagEnd::CodeBlock) => {
-                let Some((info, range, body)) = current.take() else { continue };
-                let fence = FencedBlock { file, source, info: &info, range, body };
+                let Some((info, range, body)) = current.take() else {
+                    continue;
+                };
+                let fence = FencedBlock {
+                    file,
+                    source,
+                    info: &info,
+                    range,
+                    body,
+                };
                 match fence.classify() {
                     Kind::Plain => {}
                     Kind::Precondition => match fence.precondition() {
                         Ok(p) if precondition.is_none() => precondition = Some(p),
-                        Ok(_) => errors.push(fence.error(0, "a chapter has one lab-precondition block".into())),
+                        Ok(_) => errors.push(
+                            fence.error(0, "a chapter has one lab-precondition block".into()),
+                        ),
                         Err(e) => errors.push(e),
                     },
                     Kind::Step => match fence.block(blocks.len()) {
@@ -65,18 +77,30 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
         for target in block.stops.iter().chain(&block.awaits) {
             let earlier = blocks[..block.index].iter().find(|b| &b.id == target);
             let problem = match earlier {
-                None => Some(format!("stop/await names {target:?}, which is no earlier step")),
-                Some(b) if !b.background => Some(format!("stop/await names {target:?}, which is not a background step")),
+                None => Some(format!(
+                    "stop/await names {target:?}, which is no earlier step"
+                )),
+                Some(b) if !b.background => Some(format!(
+                    "stop/await names {target:?}, which is not a background step"
+                )),
                 Some(_) => None,
             };
             if let Some(message) = problem {
                 let (line, column) = line_column(source, block.span.start);
-                errors.push(LabError { file: file.into(), line, column, message });
+                errors.push(LabError {
+                    file: file.into(),
+                    line,
+                    column,
+                    message,
+                });
             }
         }
     }
     // Placeholders in the prose must name a capture of this chapter.
-    let captures: HashSet<&str> = blocks.iter().flat_map(|b| b.captures.iter().map(String::as_str)).collect();
+    let captures: HashSet<&str> = blocks
+        .iter()
+        .flat_map(|b| b.captures.iter().map(String::as_str))
+        .collect();
     let code: Vec<Range<usize>> = code_spans(source);
     for (name, at) in placeholders(source, &code) {
         if !captures.contains(name.as_str()) {
@@ -91,7 +115,11 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
     }
 
     if errors.is_empty() {
-        Ok(Chapter { path: path.into(), blocks, precondition })
+        Ok(Chapter {
+            path: path.into(),
+            blocks,
+            precondition,
+        })
     } else {
         errors.sort_by_key(|e| (e.line, e.column));
         Err(LabErrors(errors))
@@ -115,10 +143,14 @@ pub fn placeholders(source: &str, code: &[Range<usize>]) -> Vec<(String, Range<u
     let mut found = Vec::new();
     let mut from = 0;
     while let Some(open) = source[from..].find("{{").map(|i| i + from) {
-        let Some(close) = source[open + 2..].find("}}").map(|i| i + open + 2) else { break };
+        let Some(close) = source[open + 2..].find("}}").map(|i| i + open + 2) else {
+            break;
+        };
         let name = &source[open + 2..close];
         let valid = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if valid && !name.starts_with('#') && !code.iter().any(|r| r.contains(&open)) {
             found.push((name.to_string(), open..close + 2));
             from = close + 2;
@@ -156,13 +188,20 @@ impl FencedBlock<'_> {
     /// Byte offset of the info string within the chapter source.
     fn info_offset(&self) -> usize {
         let block = &self.source[self.range.clone()];
-        let fence_len = block.find(|c: char| c != '`' && c != '~' && c != ' ').unwrap_or(0);
+        let fence_len = block
+            .find(|c: char| c != '`' && c != '~' && c != ' ')
+            .unwrap_or(0);
         self.range.start + fence_len
     }
 
     fn error(&self, info_at: usize, message: String) -> LabError {
         let (line, column) = line_column(self.source, self.info_offset() + info_at);
-        LabError { file: self.file.into(), line, column, message }
+        LabError {
+            file: self.file.into(),
+            line,
+            column,
+            message,
+        }
     }
 
     fn words(&self) -> Result<Vec<Word>, LabError> {
@@ -171,9 +210,17 @@ impl FencedBlock<'_> {
 
     fn unterminated(&self) -> Option<LabError> {
         let block = &self.source[self.range.clone()];
-        let fence: String = block.trim_start().chars().take_while(|c| *c == '`' || *c == '~').collect();
+        let fence: String = block
+            .trim_start()
+            .chars()
+            .take_while(|c| *c == '`' || *c == '~')
+            .collect();
         let last = block.trim_end().lines().last().unwrap_or("").trim();
-        let closed = block.trim_end().lines().count() > 1 && last.starts_with(&fence) && last.chars().all(|c| c == fence.chars().next().unwrap_or('`'));
+        let closed = block.trim_end().lines().count() > 1
+            && last.starts_with(&fence)
+            && last
+                .chars()
+                .all(|c| c == fence.chars().next().unwrap_or('`'));
         (!closed).then(|| self.error(0, format!("unterminated code block: no closing {fence}")))
     }
 
@@ -189,15 +236,31 @@ impl FencedBlock<'_> {
                 Some(("services", list)) => {
                     for service in list.split(',').filter(|s| !s.is_empty()) {
                         if !is_service(service) {
-                            return Err(self.error(word.offset, format!("unknown service {service:?} (known: {})", service_names())));
+                            return Err(self.error(
+                                word.offset,
+                                format!("unknown service {service:?} (known: {})", service_names()),
+                            ));
                         }
                         services.push(service.to_string());
                     }
                 }
-                _ => return Err(self.error(word.offset, format!("unknown lab-precondition attribute {:?} (known: fresh, services=)", word.text))),
+                _ => {
+                    return Err(self.error(
+                        word.offset,
+                        format!(
+                            "unknown lab-precondition attribute {:?} (known: fresh, services=)",
+                            word.text
+                        ),
+                    ));
+                }
             }
         }
-        Ok(Precondition { fresh, services, text: self.body.clone(), span: self.range.clone() })
+        Ok(Precondition {
+            fresh,
+            services,
+            text: self.body.clone(),
+            span: self.range.clone(),
+        })
     }
 
     fn block(&self, index: usize) -> Result<Block, LabError> {
@@ -209,8 +272,16 @@ impl FencedBlock<'_> {
         let check = words[1].text == "check";
         let runner = match lang.as_str() {
             "sh" | "bash" | "console" => Runner::Shell,
-            "sql" => Runner::Sql { service: "postgres-primary".into(), database: "db".into() },
-            other => return Err(self.error(words[0].offset, format!("lab blocks are `sh` or `sql`, not {other:?}"))),
+            "sql" => Runner::Sql {
+                service: "postgres-primary".into(),
+                database: "db".into(),
+            },
+            other => {
+                return Err(self.error(
+                    words[0].offset,
+                    format!("lab blocks are `sh` or `sql`, not {other:?}"),
+                ));
+            }
         };
         let (line, _) = line_column(self.source, self.range.start);
         let mut block = Block {
@@ -239,7 +310,11 @@ impl FencedBlock<'_> {
                 Some((k, v)) => (k, Some(v)),
                 None => (word.text.as_str(), None),
             };
-            let need = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string).ok_or_else(|| err(format!("`{key}` needs a value: {key}=...")));
+            let need = |v: Option<&str>| {
+                v.filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| err(format!("`{key}` needs a value: {key}=...")))
+            };
             let flag = |v: Option<&str>| match v {
                 None => Ok(()),
                 Some(_) => Err(err(format!("`{key}` takes no value"))),
@@ -247,13 +322,17 @@ impl FencedBlock<'_> {
             match key {
                 "id" => {
                     let id = need(value)?;
-                    if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    if !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    {
                         return Err(err(format!("id {id:?}: use letters, digits, - and _")));
                     }
                     block.id = id;
                 }
                 "timeout" => {
-                    block.timeout = parse_duration(&need(value)?).map_err(|e| err(format!("malformed timeout: {e}")))?;
+                    block.timeout = parse_duration(&need(value)?)
+                        .map_err(|e| err(format!("malformed timeout: {e}")))?;
                     if block.timeout.is_zero() {
                         return Err(err("timeout must be more than 0".into()));
                     }
@@ -261,7 +340,10 @@ impl FencedBlock<'_> {
                 "on" => {
                     let service = need(value)?;
                     if !is_service(&service) {
-                        return Err(err(format!("unknown service {service:?} (known: {})", service_names())));
+                        return Err(err(format!(
+                            "unknown service {service:?} (known: {})",
+                            service_names()
+                        )));
                     }
                     match &mut block.runner {
                         Runner::Sql { service: s, .. } => *s = service,
@@ -289,24 +371,39 @@ impl FencedBlock<'_> {
                     flag(value)?;
                     block.expect = Expect::Failure;
                 }
+                "expect-timeout" => {
+                    flag(value)?;
+                    block.expect = Expect::Timeout;
+                }
                 "expect-exit" => {
                     let code = need(value)?;
-                    block.expect = Expect::Exit(code.parse().map_err(|_| err(format!("expect-exit={code:?} is not an exit code")))?);
+                    block.expect =
+                        Expect::Exit(code.parse().map_err(|_| {
+                            err(format!("expect-exit={code:?} is not an exit code"))
+                        })?);
                 }
                 "capture" => {
                     for name in need(value)?.split(',') {
-                        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                            return Err(err(format!("capture name {name:?}: use letters, digits and _")));
+                        if name.is_empty()
+                            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        {
+                            return Err(err(format!(
+                                "capture name {name:?}: use letters, digits and _"
+                            )));
                         }
                         block.captures.push(name.to_string());
                     }
                 }
-                "stop" => block.stops.extend(need(value)?.split(',').map(str::to_string)),
-                "await" => block.awaits.extend(need(value)?.split(',').map(str::to_string)),
+                "stop" => block
+                    .stops
+                    .extend(need(value)?.split(',').map(str::to_string)),
+                "await" => block
+                    .awaits
+                    .extend(need(value)?.split(',').map(str::to_string)),
                 _ => {
                     return Err(err(format!(
                         "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
-                         wait-until, expect-fail, expect-exit, capture, stop, await)"
+                         wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await)"
                     )));
                 }
             }
@@ -354,7 +451,13 @@ mod tests {
         assert!(check.check && check.wait_until);
         assert_eq!(check.id, "step-2");
         assert_eq!(check.claim.as_deref(), Some("it streams"));
-        assert_eq!(check.runner, Runner::Sql { service: "postgres-sync-standby".into(), database: "db".into() });
+        assert_eq!(
+            check.runner,
+            Runner::Sql {
+                service: "postgres-sync-standby".into(),
+                database: "db".into()
+            }
+        );
     }
 
     #[test]
@@ -362,7 +465,10 @@ mod tests {
         let src = "Intro\n\n```sh lab timout=5s\necho\n```\n";
         let err = parse(src).unwrap_err();
         assert_eq!(err.0.len(), 1);
-        assert_eq!(err.0[0].to_string().split(": ").next().unwrap(), "book/src/ch.md:3:11");
+        assert_eq!(
+            err.0[0].to_string().split(": ").next().unwrap(),
+            "book/src/ch.md:3:11"
+        );
         assert!(err.0[0].message.contains("unknown attribute \"timout\""));
     }
 
@@ -373,15 +479,31 @@ mod tests {
         let errs = parse(src).unwrap_err().0;
         let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(msgs.len(), 3, "{msgs:#?}");
-        assert!(msgs[0].starts_with("book/src/ch.md:1:16: malformed timeout"), "{}", msgs[0]);
-        assert!(msgs[1].starts_with("book/src/ch.md:5:12: unknown service \"postgres-nowhere\""), "{}", msgs[1]);
-        assert!(msgs[2].starts_with("book/src/ch.md:13:1: duplicate id \"b\""), "{}", msgs[2]);
+        assert!(
+            msgs[0].starts_with("book/src/ch.md:1:16: malformed timeout"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].starts_with("book/src/ch.md:5:12: unknown service \"postgres-nowhere\""),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].starts_with("book/src/ch.md:13:1: duplicate id \"b\""),
+            "{}",
+            msgs[2]
+        );
     }
 
     #[test]
     fn unterminated_block_is_an_error() {
         let errs = parse("Text\n\n```sh lab\necho hi\n").unwrap_err().0;
-        assert!(errs[0].to_string().starts_with("book/src/ch.md:3:"), "{}", errs[0]);
+        assert!(
+            errs[0].to_string().starts_with("book/src/ch.md:3:"),
+            "{}",
+            errs[0]
+        );
         assert!(errs[0].message.contains("unterminated"));
     }
 
@@ -389,8 +511,14 @@ mod tests {
     fn check_needs_a_claim_and_stop_needs_a_background_step() {
         let errs = parse("```sql check\nSELECT true;\n```\n").unwrap_err().0;
         assert!(errs[0].message.contains("claim"));
-        let errs = parse("```sh lab id=w\nsleep 1\n```\n\n```sh lab stop=w\necho\n```\n").unwrap_err().0;
-        assert!(errs[0].message.contains("not a background step"), "{}", errs[0]);
+        let errs = parse("```sh lab id=w\nsleep 1\n```\n\n```sh lab stop=w\necho\n```\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("not a background step"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
@@ -398,7 +526,10 @@ mod tests {
         let ok = "Lost {{lost}} rows.\n\n```sh lab capture=lost\nrunner verify\n```\n\n```text\n{{not_checked}}\n```\n";
         assert!(parse(ok).is_ok());
         let errs = parse("We saw {{nothing}}.\n").unwrap_err().0;
-        assert_eq!(errs[0].to_string(), "book/src/ch.md:1:8: {{nothing}} names no value captured in this chapter");
+        assert_eq!(
+            errs[0].to_string(),
+            "book/src/ch.md:1:8: {{nothing}} names no value captured in this chapter"
+        );
     }
 
     #[test]
@@ -408,6 +539,9 @@ mod tests {
         let c = parse("```sh lab timeout=5s\necho 1\n```\n").unwrap().blocks[0].digest();
         assert_ne!(a, b);
         assert_ne!(a, c);
-        assert_eq!(a, parse("```sh lab\necho 1\n```\n").unwrap().blocks[0].digest());
+        assert_eq!(
+            a,
+            parse("```sh lab\necho 1\n```\n").unwrap().blocks[0].digest()
+        );
     }
 }

@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub mod book;
+pub mod check;
+pub mod down;
+pub mod exec;
+pub mod load;
+pub mod status;
+pub mod up;
+pub mod verify;

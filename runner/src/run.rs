@@ -1,0 +1,640 @@
+//! The engine: runs a chapter's lab blocks against the live cluster and records them.
+//!
+//! Steps run in chapter order. A shell step runs `bash -e -o pipefail` in `compose/`
+//! with the lab's environment (its own process group, so a bound or Ctrl-C stops
+//! everything it started); a SQL step runs `psql` inside its service through the
+//! Docker API, wrapped in `timeout` so that a commit hung in SyncRep is cancelled
+//! inside the container at the bound — exactly as a reader's Ctrl-C would — and never
+//! hangs the build. Background steps keep running while later steps run and are
+//! stopped (SIGINT, then SIGKILL) by a later `stop=`, or at the end of the chapter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{SecondsFormat, Utc};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::cluster::Cluster;
+use crate::compose;
+use crate::docker;
+use crate::lab::{Block, Chapter, Expect, Runner};
+use crate::pg;
+use crate::record::{BlockRecord, ChapterRecord, CheckRecord};
+use crate::render;
+
+/// How much of a step's output a record keeps (head and tail beyond it).
+const MAX_OUTPUT: usize = 24_000;
+/// How long a stopped background step gets to finish after SIGINT.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// Runs chapters against a cluster.
+pub struct Engine {
+    /// The cluster the steps run against.
+    pub cluster: Cluster,
+    /// Print each step and its output to stderr as it runs.
+    pub stream: bool,
+}
+
+/// What one attempt of a step produced.
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    output: String,
+    exit_code: Option<i64>,
+    timed_out: bool,
+    /// For checks and captures from SQL: the result as (header, rows).
+    table: Option<(Vec<String>, Vec<Vec<String>>)>,
+}
+
+struct Background {
+    child: Child,
+    pgid: Pid,
+    output: Arc<Mutex<String>>,
+    reader: tokio::task::JoinHandle<()>,
+    started: Instant,
+    started_at: String,
+    index: usize,
+    command: String,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
+impl Engine {
+    /// Brings the cluster to the chapter's precondition, runs every block, and returns
+    /// the record. Step failures are recorded (`ok: false`), not returned as errors;
+    /// an error means the run itself could not proceed (the cluster would not come up).
+    pub async fn run_chapter(&mut self, chapter: &Chapter) -> Result<ChapterRecord> {
+        let started = Instant::now();
+        let recorded_at = now();
+        if let Some(pre) = &chapter.precondition {
+            if pre.fresh {
+                self.note(&format!(
+                    "precondition: a fresh cluster ({})",
+                    pre.services.join(", ")
+                ));
+                self.cluster.down(true).await?;
+            }
+            if !pre.services.is_empty() {
+                let services: Vec<&str> = pre.services.iter().map(String::as_str).collect();
+                self.cluster
+                    .up(&services, crate::images::BaseWay::Auto)
+                    .await
+                    .context("bringing the cluster to the chapter's precondition")?;
+            }
+        }
+        let server_version = self.server_version().await;
+
+        let mut captures: BTreeMap<String, String> = BTreeMap::new();
+        let mut records: Vec<Option<BlockRecord>> = vec![None; chapter.blocks.len()];
+        let mut background: HashMap<String, Background> = HashMap::new();
+
+        for block in &chapter.blocks {
+            for id in &block.stops {
+                if let Some(bg) = background.remove(id) {
+                    let record = self
+                        .finish_background(chapter, bg, true, &server_version)
+                        .await;
+                    records[record.0] = Some(record.1);
+                }
+            }
+            for id in &block.awaits {
+                if let Some(bg) = background.remove(id) {
+                    let record = self
+                        .finish_background(chapter, bg, false, &server_version)
+                        .await;
+                    records[record.0] = Some(record.1);
+                }
+            }
+            let command = substitute(&block.body, &captures);
+            self.announce(chapter, block, &command);
+            if block.background {
+                let bg = self.spawn_background(block, &command).await?;
+                background.insert(block.id.clone(), bg);
+                continue;
+            }
+            let record = self.run_block(block, &command, &server_version).await;
+            captures.extend(record.captures.clone());
+            self.report(&record, block);
+            records[block.index] = Some(record);
+        }
+        let mut remaining: Vec<Background> = background.into_values().collect();
+        remaining.sort_by_key(|bg| bg.index);
+        for bg in remaining {
+            let (index, record) = self
+                .finish_background(chapter, bg, true, &server_version)
+                .await;
+            records[index] = Some(record);
+        }
+
+        Ok(ChapterRecord {
+            chapter: chapter.path.clone(),
+            recorded_at,
+            server_version,
+            duration_ms: started.elapsed().as_millis() as u64,
+            blocks: records.into_iter().flatten().collect(),
+        })
+    }
+
+    async fn server_version(&self) -> Option<String> {
+        let primary = self.cluster.find_primary().await.ok().flatten()?;
+        let client = pg::connect(&self.cluster.settings, primary, "postgres")
+            .await
+            .ok()?;
+        pg::scalar(&client, "SHOW server_version")
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Runs one foreground block (retrying under wait-until) and records it.
+    async fn run_block(
+        &self,
+        block: &Block,
+        command: &str,
+        server_version: &Option<String>,
+    ) -> BlockRecord {
+        let started_at = now();
+        let started = Instant::now();
+        let deadline = started + block.timeout;
+        let mut attempts = 0;
+        let (outcome, check, captures, ok) = loop {
+            attempts += 1;
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(500));
+            let outcome = match self.attempt(block, command, remaining).await {
+                Ok(outcome) => outcome,
+                Err(err) => Outcome {
+                    output: format!("{err:#}\n"),
+                    ..Outcome::default()
+                },
+            };
+            let (check, captures, ok) = judge(block, &outcome);
+            if ok || !block.wait_until || Instant::now() + Duration::from_millis(500) >= deadline {
+                break (outcome, check, captures, ok);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        BlockRecord {
+            id: block.id.clone(),
+            digest: block.digest(),
+            line: block.line,
+            command: command.to_string(),
+            ran_on: ran_on(block),
+            output: clip(&outcome.output),
+            exit_code: outcome.exit_code,
+            timed_out: outcome.timed_out,
+            ok,
+            duration_ms: started.elapsed().as_millis() as u64,
+            started_at,
+            server_version: server_version.clone(),
+            check,
+            captures,
+            attempts,
+        }
+    }
+
+    async fn attempt(&self, block: &Block, command: &str, timeout: Duration) -> Result<Outcome> {
+        match &block.runner {
+            Runner::Shell => self.shell(command, timeout).await,
+            Runner::Sql { service, database } => {
+                let tabular = block.check || !block.captures.is_empty();
+                self.psql(service, database, command, timeout, tabular)
+                    .await
+            }
+        }
+    }
+
+    fn shell_command(&self, command: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-e")
+            .arg("-o")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(format!("exec 2>&1\n{command}"))
+            .current_dir(self.cluster.settings.compose_dir())
+            .envs(compose::environment(&self.cluster.settings))
+            .env("PATH", path_with_runner())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn shell(&self, command: &str, timeout: Duration) -> Result<Outcome> {
+        let mut child = self
+            .shell_command(command)
+            .spawn()
+            .context("starting bash")?;
+        let pgid = Pid::from_raw(child.id().context("bash exited at once")? as i32);
+        let output = Arc::new(Mutex::new(String::new()));
+        let reader = spawn_reader(&mut child, output.clone(), self.stream);
+        let mut outcome = Outcome::default();
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => outcome.exit_code = status?.code().map(i64::from),
+            Err(_) => {
+                outcome.timed_out = true;
+                stop_group(&mut child, pgid, Duration::from_secs(5)).await;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        outcome.output = output.lock().map(|o| o.clone()).unwrap_or_default();
+        Ok(outcome)
+    }
+
+    async fn psql(
+        &self,
+        service: &str,
+        database: &str,
+        sql: &str,
+        timeout: Duration,
+        tabular: bool,
+    ) -> Result<Outcome> {
+        let mut args = vec![
+            "psql",
+            "-X",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+        ];
+        if tabular {
+            args.push("--csv");
+        }
+        let cmd = docker::bounded(timeout, &args);
+        let settings = &self.cluster.settings;
+        let out = self
+            .cluster
+            .engine
+            .exec(
+                settings.project(),
+                service,
+                &cmd,
+                Some(sql),
+                timeout + Duration::from_secs(8),
+            )
+            .await?;
+        let mut outcome = Outcome {
+            output: strip_psql_prefix(&out.output),
+            exit_code: out.exit_code,
+            timed_out: out.timed_out || out.exit_code == Some(124) || out.exit_code == Some(137),
+            table: None,
+        };
+        if outcome.timed_out {
+            outcome.exit_code = None;
+        }
+        if tabular && outcome.exit_code == Some(0) {
+            let table = render::parse_csv(&out.stdout)?;
+            let notices: String = outcome
+                .output
+                .lines()
+                .filter(|l| !out.stdout.contains(*l))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            outcome.output = format!("{notices}{}", render::psql_table(&table.0, &table.1));
+            outcome.table = Some(table);
+        }
+        if self.stream {
+            eprint!("{}", outcome.output);
+        }
+        Ok(outcome)
+    }
+
+    async fn spawn_background(&self, block: &Block, command: &str) -> Result<Background> {
+        if block.runner != Runner::Shell {
+            bail!("{}: only shell steps run in the background", block.id);
+        }
+        let mut child = self
+            .shell_command(command)
+            .spawn()
+            .context("starting bash")?;
+        let pgid = Pid::from_raw(child.id().context("bash exited at once")? as i32);
+        let output = Arc::new(Mutex::new(String::new()));
+        let reader = spawn_reader(&mut child, output.clone(), false);
+        Ok(Background {
+            child,
+            pgid,
+            output,
+            reader,
+            started: Instant::now(),
+            started_at: now(),
+            index: block.index,
+            command: command.to_string(),
+        })
+    }
+
+    /// Waits for a background step (bounded by its timeout from its start), or stops
+    /// it with SIGINT when `stop`, and records it.
+    async fn finish_background(
+        &self,
+        chapter: &Chapter,
+        mut bg: Background,
+        stop: bool,
+        server_version: &Option<String>,
+    ) -> (usize, BlockRecord) {
+        let block = &chapter.blocks[bg.index];
+        let mut outcome = Outcome::default();
+        let limit = block.timeout.saturating_sub(bg.started.elapsed());
+        if stop {
+            let _ = killpg(bg.pgid, Signal::SIGINT);
+        }
+        let wait = if stop {
+            STOP_GRACE.min(limit.max(Duration::from_secs(1)))
+        } else {
+            limit
+        };
+        match tokio::time::timeout(wait, bg.child.wait()).await {
+            Ok(Ok(status)) => outcome.exit_code = status.code().map(i64::from),
+            _ => {
+                outcome.timed_out = true;
+                stop_group(&mut bg.child, bg.pgid, Duration::from_secs(5)).await;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut bg.reader).await;
+        outcome.output = bg.output.lock().map(|o| o.clone()).unwrap_or_default();
+        // A step we stopped on purpose ends by SIGINT: that is its expected end.
+        if stop && !outcome.timed_out && outcome.exit_code.is_none_or(|c| c == 130) {
+            outcome.exit_code = Some(0);
+        }
+        let (check, captures, ok) = judge(block, &outcome);
+        let record = BlockRecord {
+            id: block.id.clone(),
+            digest: block.digest(),
+            line: block.line,
+            command: bg.command.clone(),
+            ran_on: ran_on(block),
+            output: clip(&outcome.output),
+            exit_code: outcome.exit_code,
+            timed_out: outcome.timed_out,
+            ok,
+            duration_ms: bg.started.elapsed().as_millis() as u64,
+            started_at: bg.started_at.clone(),
+            server_version: server_version.clone(),
+            check,
+            captures,
+            attempts: 1,
+        };
+        if self.stream {
+            eprintln!(
+                "── background step {} ended ──\n{}",
+                block.id,
+                record.output.trim_end()
+            );
+        }
+        self.report(&record, block);
+        (bg.index, record)
+    }
+
+    fn note(&self, text: &str) {
+        if self.stream {
+            eprintln!("▸ {text}");
+        }
+    }
+
+    fn announce(&self, chapter: &Chapter, block: &Block, command: &str) {
+        if !self.stream {
+            return;
+        }
+        let kind = if block.check {
+            "check"
+        } else if block.background {
+            "background"
+        } else {
+            "step"
+        };
+        eprintln!(
+            "\n── {} [{}] {kind} on {} ──",
+            block.location(&chapter.path),
+            block.id,
+            ran_on(block)
+        );
+        for line in command.lines() {
+            eprintln!(
+                "{} {line}",
+                if block.runner == Runner::Shell {
+                    "$"
+                } else {
+                    ">"
+                }
+            );
+        }
+    }
+
+    fn report(&self, record: &BlockRecord, block: &Block) {
+        if !self.stream {
+            return;
+        }
+        let status = match (record.timed_out, record.exit_code) {
+            (true, _) => format!("stopped at its {} s bound", block.timeout.as_secs_f64()),
+            (false, Some(code)) => format!("exit {code}"),
+            (false, None) => "no exit status".into(),
+        };
+        let mark = if record.ok { "✔" } else { "✘" };
+        match &record.check {
+            Some(check) => eprintln!(
+                "{mark} check {}: {}{}",
+                if check.passed { "held" } else { "did NOT hold" },
+                check.claim,
+                figure_text(&check.figure)
+            ),
+            None => eprintln!(
+                "{mark} {status} in {:.2} s",
+                record.duration_ms as f64 / 1000.0
+            ),
+        }
+    }
+}
+
+/// Whether an outcome meets the block's expectation; its check and captures.
+fn judge(
+    block: &Block,
+    outcome: &Outcome,
+) -> (Option<CheckRecord>, BTreeMap<String, String>, bool) {
+    let exit_ok = match block.expect {
+        Expect::Success => !outcome.timed_out && outcome.exit_code == Some(0),
+        Expect::Failure => !outcome.timed_out && outcome.exit_code.is_some_and(|c| c != 0),
+        Expect::Exit(code) => !outcome.timed_out && outcome.exit_code == Some(code),
+        Expect::Timeout => outcome.timed_out,
+    };
+    let mut captures = BTreeMap::new();
+    for name in &block.captures {
+        let value = match &outcome.table {
+            Some((header, rows)) => header
+                .iter()
+                .position(|h| h == name)
+                .and_then(|i| rows.first().and_then(|r| r.get(i)).cloned()),
+            None => render::capture_line(&outcome.output, name),
+        };
+        if let Some(value) = value {
+            captures.insert(name.clone(), value);
+        }
+    }
+    let captured_all = captures.len() == block.captures.len();
+    let check = block.check.then(|| {
+        let (passed, figure) = match &outcome.table {
+            Some((header, rows)) => {
+                let row = rows.first();
+                let held = row
+                    .and_then(|r| r.first())
+                    .is_some_and(|v| v == "t" || v == "true");
+                let figure = header
+                    .iter()
+                    .zip(row.into_iter().flatten())
+                    .skip(1)
+                    .map(|(h, v)| (h.clone(), v.clone()))
+                    .collect();
+                (held && exit_ok, figure)
+            }
+            None => (exit_ok, captures.clone().into_iter().collect()),
+        };
+        CheckRecord {
+            claim: block.claim.clone().unwrap_or_default(),
+            passed,
+            figure,
+        }
+    });
+    let ok = exit_ok && captured_all && check.as_ref().is_none_or(|c| c.passed);
+    (check, captures, ok)
+}
+
+fn figure_text(figure: &[(String, String)]) -> String {
+    if figure.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = figure.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!(" ({})", parts.join(", "))
+}
+
+fn ran_on(block: &Block) -> String {
+    match &block.runner {
+        Runner::Shell => "sh".into(),
+        Runner::Sql { service, .. } => service.clone(),
+    }
+}
+
+/// Replaces `{{name}}` with captured values; unknown names stay as written.
+pub fn substitute(text: &str, captures: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (name, value) in captures {
+        out = out.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    out
+}
+
+fn clip(output: &str) -> String {
+    if output.len() <= MAX_OUTPUT {
+        return output.to_string();
+    }
+    let head_end = output.floor_char_boundary(MAX_OUTPUT / 2);
+    let tail_start = output.ceil_char_boundary(output.len() - MAX_OUTPUT / 2);
+    let skipped = output[head_end..tail_start].lines().count();
+    format!(
+        "{}\n[… {skipped} lines left out …]\n{}",
+        &output[..head_end],
+        &output[tail_start..]
+    )
+}
+
+/// psql reading a script prefixes errors with `psql:<stdin>:N: `; a reader typing at
+/// the prompt sees the message alone.
+fn strip_psql_prefix(output: &str) -> String {
+    output
+        .lines()
+        .map(|line| match line.strip_prefix("psql:<stdin>:") {
+            Some(rest) => rest.split_once(": ").map_or(line, |(_, msg)| msg),
+            None => line,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn spawn_reader(
+    child: &mut Child,
+    output: Arc<Mutex<String>>,
+    echo: bool,
+) -> tokio::task::JoinHandle<()> {
+    let stdout = child.stdout.take();
+    tokio::spawn(async move {
+        let Some(stdout) = stdout else { return };
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if echo {
+                eprintln!("{line}");
+            }
+            if let Ok(mut out) = output.lock() {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    })
+}
+
+/// SIGINT to the step's process group, then SIGKILL after `grace`.
+async fn stop_group(child: &mut Child, pgid: Pid, grace: Duration) {
+    let _ = killpg(pgid, Signal::SIGINT);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+/// `PATH` with the folder of the running executable first, so chapters can call
+/// `runner` (and `mdbook-lab` live runs find the `runner` built beside it).
+fn path_with_runner() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    match std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+    {
+        Some(dir) => format!("{}:{path}", dir.display()),
+        None => path,
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_replaces_known_names_only() {
+        let caps = BTreeMap::from([("lsn".to_string(), "0/3000060".to_string())]);
+        assert_eq!(
+            substitute("SELECT '{{lsn}}', '{{other}}'", &caps),
+            "SELECT '0/3000060', '{{other}}'"
+        );
+    }
+
+    #[test]
+    fn psql_prefix_is_stripped() {
+        let out = strip_psql_prefix(
+            "psql:<stdin>:3: ERROR:  relation \"x\" does not exist\nINSERT 0 1\n",
+        );
+        assert_eq!(out, "ERROR:  relation \"x\" does not exist\nINSERT 0 1\n");
+    }
+
+    #[test]
+    fn clip_keeps_head_and_tail() {
+        let long: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
+        let clipped = clip(&long);
+        assert!(clipped.len() < long.len());
+        assert!(clipped.starts_with("line 0\n"));
+        assert!(clipped.trim_end().ends_with("line 9999"));
+        assert!(clipped.contains("lines left out"));
+    }
+}
