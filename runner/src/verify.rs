@@ -93,7 +93,7 @@ pub fn check_ledger(ledger: &Ledger, present: &BTreeSet<i64>) -> SetCheck {
 /// A stretch of time without a successful write, as offsets from the run's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Gap {
-    /// The last success before it (or the run's start).
+    /// The last success before it (or the first attempt).
     pub start: Duration,
     /// The first success after it (or the end of the ledger).
     pub end: Duration,
@@ -108,8 +108,8 @@ impl Gap {
     }
 }
 
-/// The longest gap between consecutive successes, counting from the run's start
-/// (`start`) and to the end of the ledger (`end`). `acks` need not be sorted.
+/// The longest gap between consecutive successes, counting from `start` (the first
+/// attempt) and to the end of the ledger (`end`). `acks` need not be sorted.
 pub fn longest_gap(acks: &[Duration], start: Duration, end: Duration) -> Gap {
     let mut sorted = acks.to_vec();
     sorted.sort_unstable();
@@ -198,7 +198,9 @@ impl VerifyReport {
         let check = check_ledger(ledger, present);
         let acks: Vec<Duration> = ledger.ops.values().filter_map(|r| r.acked_at()).collect();
         let end = ledger.end_time();
-        let gap = longest_gap(&acks, Duration::ZERO, end);
+        // Count from the first attempt: connecting at the start is not an outage.
+        let first_attempt = ledger.ops.values().map(|r| r.attempted).min();
+        let gap = longest_gap(&acks, first_attempt.unwrap_or_default(), end);
         let lost_op = |id: &i64| {
             ledger.ops.get(id).map(|r| LostOp {
                 id: *id,

@@ -1,9 +1,79 @@
-//! placeholder until the helper lands it
-#[derive(clap::Args)]
-pub struct VerifyArgs {}
-pub async fn run(
-    _s: &runner::settings::Settings,
-    _a: VerifyArgs,
-) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not yet")
+//! `runner verify`: the loss check of a ledger against a node, from the command line.
+//!
+//! It prints the set check's counts as `key: value` lines (what the book engine
+//! captures), a verdict, and exits 1 when `--expect-no-loss` or `--expect-loss` does not
+//! hold — the two claims the course's failover chapters make.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use runner::load;
+use runner::settings::{self, Settings};
+use runner::verify::{self, Expectation};
+
+/// Check a ledger against a node: ok, lost, recovered, unexpected writes.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The ledger `runner load --ledger` wrote.
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// The service whose rows to check (through its published port).
+    #[arg(long, default_value = "postgres-primary")]
+    pub on: String,
+    /// A libpq connection string to use instead of --on's (--on then only names it).
+    #[arg(long)]
+    pub conninfo: Option<String>,
+    /// Fail (exit 1) if any acknowledged write is lost or any row was never attempted.
+    #[arg(long, conflicts_with = "expect_loss")]
+    pub expect_no_loss: bool,
+    /// Fail (exit 1) unless some acknowledged write is lost.
+    #[arg(long)]
+    pub expect_loss: bool,
+    /// Bound of the connection and the query.
+    #[arg(long, default_value = "30s", value_parser = load::parse_duration)]
+    pub timeout: Duration,
+    /// Print the report as JSON instead of `key: value` lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `runner verify`.
+pub async fn run(settings: &Settings, args: VerifyArgs) -> Result<ExitCode> {
+    let conninfo = match &args.conninfo {
+        Some(conninfo) => conninfo.clone(),
+        None => {
+            if !settings::is_service(&args.on) {
+                bail!(
+                    "unknown service {:?} (known: {}); or pass --conninfo",
+                    args.on,
+                    settings::service_names()
+                );
+            }
+            settings.conninfo(&args.on, "db")?
+        }
+    };
+    let report = verify::verify(&args.ledger, &conninfo, &args.on, args.timeout).await?;
+    for note in &report.notes {
+        eprintln!("verify: note: {note}");
+    }
+    if args.json {
+        println!("{:#}", report.to_json());
+    } else {
+        print!("{}", report.key_values());
+        println!("verdict: {}", report.verdict());
+    }
+    let expectation = if args.expect_no_loss {
+        Some(Expectation::NoLoss)
+    } else if args.expect_loss {
+        Some(Expectation::Loss)
+    } else {
+        None
+    };
+    if let Some(why) = expectation.and_then(|e| e.failure(&report)) {
+        eprintln!("verify: {why}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,132 @@
+//! The book offline: fixture chapters and records rendered through mdbook-driver with
+//! the lab preprocessor; stale records and bad markup fail the build with locations.
+
+use std::path::{Path, PathBuf};
+
+use runner::book::{self, Mode};
+use runner::lab::parse_chapter;
+use runner::record::{self, BlockRecord, ChapterRecord, CheckRecord};
+
+fn fixture_copy(name: &str) -> PathBuf {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/book");
+    let to = std::env::temp_dir().join(format!("lab-book-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&to);
+    copy_dir(&from, &to);
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
+}
+
+/// Records the fixture chapter as a run would have (the figures are the fixture's).
+fn record_fixture(book_dir: &Path) {
+    let chapters = book::lab_chapters(book_dir).unwrap();
+    let chapter = &chapters[0].chapter;
+    let block = |i: usize, output: &str| BlockRecord {
+        id: chapter.blocks[i].id.clone(),
+        digest: chapter.blocks[i].digest(),
+        line: chapter.blocks[i].line,
+        command: chapter.blocks[i].body.clone(),
+        ran_on: "postgres-primary".into(),
+        output: output.into(),
+        exit_code: Some(0),
+        timed_out: false,
+        ok: true,
+        duration_ms: 42,
+        started_at: "2026-11-27T10:00:00Z".into(),
+        server_version: Some("17.12 (Debian 17.12-0+deb13u1)".into()),
+        check: None,
+        captures: Default::default(),
+        attempts: 1,
+    };
+    let mut check = block(1, " ok | waiting\n----+---------\n t  |       0\n(1 row)\n");
+    check.check = Some(CheckRecord {
+        claim: "nothing waits on SyncRep".into(),
+        passed: true,
+        figure: vec![("waiting".into(), "0".into())],
+    });
+    check.captures.insert("waiting".into(), "0".into());
+    let rec = ChapterRecord {
+        chapter: chapter.path.clone(),
+        recorded_at: "2026-11-27T10:00:00Z".into(),
+        server_version: Some("17.12".into()),
+        duration_ms: 100,
+        blocks: vec![
+            block(0, "   application_name    | sync_state \n-----------------------+------------\n postgres-sync-standby | sync\n(1 row)\n"),
+            check,
+        ],
+    };
+    record::save(book_dir, chapter, &rec).unwrap();
+}
+
+#[test]
+fn offline_build_splices_records_into_the_html() {
+    let dir = fixture_copy("ok");
+    record_fixture(&dir);
+    let summary = book::check(&dir).unwrap();
+    assert!(summary.ok(), "{summary:?}");
+    assert_eq!((summary.blocks, summary.fresh, summary.checks_passed), (2, 2, 1));
+    let out = book::build(&dir, Some(Mode::Offline)).unwrap();
+    let html = std::fs::read_to_string(out.join("chapter-1-streaming.html")).unwrap();
+    assert!(html.contains("postgres-sync-standby | sync"), "output spliced");
+    assert!(html.contains("lab-check passed"), "check rendered");
+    assert!(html.contains("nothing waits on SyncRep"));
+    assert!(html.contains("<span class=\"lab-value\""), "placeholder filled");
+    assert!(html.contains("PostgreSQL 17.12"), "metadata shown");
+    assert!(!html.contains("sql lab on="), "lab attributes stripped");
+    assert!(html.contains("language-sql"), "highlighting kept");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stale_record_fails_the_build_with_file_and_line() {
+    let dir = fixture_copy("stale");
+    record_fixture(&dir);
+    let path = dir.join("src/chapter-1-streaming.md");
+    let text = std::fs::read_to_string(&path).unwrap().replace("sync_state FROM", "sync_state, state FROM");
+    std::fs::write(&path, text).unwrap();
+    let summary = book::check(&dir).unwrap();
+    assert_eq!((summary.stale, summary.fresh), (1, 1));
+    assert!(summary.problems[0].contains("src/chapter-1-streaming.md:7 [step-1]: stale"), "{:?}", summary.problems);
+    let err = format!("{:#}", book::build(&dir, Some(Mode::Offline)).unwrap_err());
+    assert!(err.contains("chapter-1-streaming.md:7: stale record"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_markup_fails_with_line_and_column_and_keeps_records() {
+    let dir = fixture_copy("bad");
+    record_fixture(&dir);
+    let before = std::fs::read_to_string(dir.join("recorded/chapter-1-streaming.json")).unwrap();
+    let path = dir.join("src/chapter-1-streaming.md");
+    let text = std::fs::read_to_string(&path).unwrap().replace("```sql lab on=postgres-primary\n", "```sql lab on=postgres-primary timeout=soon\n");
+    std::fs::write(&path, text).unwrap();
+    let err = format!("{:#}", book::check(&dir).unwrap_err());
+    assert!(err.contains("src/chapter-1-streaming.md:7:32: malformed timeout"), "{err}");
+    let err = format!("{:#}", book::build(&dir, Some(Mode::Offline)).unwrap_err());
+    assert!(err.contains("chapter-1-streaming.md:7:32"), "{err}");
+    let after = std::fs::read_to_string(dir.join("recorded/chapter-1-streaming.json")).unwrap();
+    assert_eq!(before, after, "records untouched");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn chapters_are_selected_by_number_name_or_stem() {
+    let src = "```sh lab\necho\n```\n";
+    let mk = |path: &str| book::LabChapter { chapter: parse_chapter(path, path, src).unwrap(), source: src.into() };
+    let chapters = vec![mk("chapter-1-cluster.md"), mk("chapter-10-more.md"), mk("appendix.md")];
+    assert_eq!(book::select(&chapters, "1").unwrap().chapter.path, "chapter-1-cluster.md");
+    assert_eq!(book::select(&chapters, "chapter-10").unwrap().chapter.path, "chapter-10-more.md");
+    assert_eq!(book::select(&chapters, "appendix").unwrap().chapter.path, "appendix.md");
+    assert!(book::select(&chapters, "7").is_err());
+}

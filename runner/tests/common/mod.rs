@@ -1,0 +1,64 @@
+//! Test clusters: each test binary gets its own compose project and ports, torn down
+//! before and after, so a cluster left running by a reader never breaks a test run.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use runner::cluster::Cluster;
+use runner::settings::{SERVICES, Settings};
+
+/// Whether Docker-backed tests are switched off (LAB_SKIP_DOCKER_TESTS=1).
+pub fn docker_tests_skipped() -> bool {
+    if std::env::var("LAB_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
+        eprintln!("LAB_SKIP_DOCKER_TESTS=1: skipping a test that needs Docker");
+        return true;
+    }
+    false
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Settings for a private project `name`, its ports moved to `port_base`.. .
+pub fn test_settings(name: &str, port_base: u16) -> Settings {
+    let mut settings = Settings::load(&repo_root()).expect("compose/.env");
+    settings.vars.insert("COMPOSE_PROJECT_NAME".into(), name.into());
+    for (i, (_, var)) in SERVICES.iter().enumerate() {
+        settings.vars.insert(var.to_string(), (port_base + i as u16).to_string());
+    }
+    settings
+}
+
+/// A cluster torn down (with its volumes) when created and when dropped.
+pub struct TestCluster {
+    pub cluster: Cluster,
+    runtime_handle: tokio::runtime::Handle,
+}
+
+impl TestCluster {
+    pub async fn new(name: &str, port_base: u16) -> TestCluster {
+        let cluster = Cluster::connect(test_settings(name, port_base)).await.expect("docker");
+        cluster.down(true).await.expect("tear down before");
+        TestCluster { cluster, runtime_handle: tokio::runtime::Handle::current() }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let settings = self.cluster.settings.clone();
+        // Best effort, bounded: compose itself is bounded inside `down`.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                if let Ok(c) = Cluster::connect(settings).await {
+                    let _ = c.down(true).await;
+                }
+            })
+        })
+        .join();
+        let _ = &self.runtime_handle;
+    }
+}

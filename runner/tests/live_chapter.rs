@@ -1,0 +1,92 @@
+//! A small fixture chapter run live: checks, captures, a step stopped at its bound,
+//! a background step, and the record it leaves.
+
+mod common;
+
+use common::{TestCluster, docker_tests_skipped};
+use runner::lab::parse_chapter;
+use runner::run::Engine;
+
+const CHAPTER: &str = r#"# Fixture
+
+```lab-precondition fresh services=postgres-primary,postgres-sync-standby
+A primary and its synchronous standby.
+```
+
+```sql lab on=postgres-primary capture=lsn
+SELECT pg_current_wal_lsn() AS lsn;
+```
+
+```sql check on=postgres-primary claim="the sync standby streams" wait-until timeout=20s
+SELECT count(*) = 1 AS streams, max(application_name) AS standby
+FROM pg_stat_replication WHERE sync_state = 'sync' AND state = 'streaming';
+```
+
+```sh lab id=ticker background timeout=30s
+for i in $(seq 1 100); do echo "tick $i"; sleep 0.2; done
+```
+
+```sh lab
+docker compose stop postgres-sync-standby
+```
+
+```sql lab on=postgres-primary timeout=3s expect-timeout
+INSERT INTO rental (inventory_id, customer_id) VALUES (1, 1);
+```
+
+```sql check on=postgres-primary claim="the cancelled commit is there locally"
+SELECT count(*) = 1 AS committed_locally, count(*) AS rows FROM rental WHERE rental_id > 16000;
+```
+
+```sh lab stop=ticker
+echo "ticker stopped; lsn was {{lsn}}"
+```
+
+```sh check claim="a failing command fails its check" expect-fail
+exit 3
+```
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fixture_chapter_runs_live_and_records() {
+    if docker_tests_skipped() {
+        return;
+    }
+    let test = TestCluster::new("lab-test-chapter", 25450).await;
+    let chapter = parse_chapter("fixture.md", "fixture.md", CHAPTER).expect("fixture parses");
+    let mut engine = Engine { cluster: Cluster::clone_from(&test), stream: true };
+    let record = engine.run_chapter(&chapter).await.expect("the chapter runs");
+    let by_id = |id: &str| record.blocks.iter().find(|b| b.id == id).unwrap();
+
+    assert_eq!(record.blocks.len(), chapter.blocks.len());
+    assert!(record.server_version.as_deref().unwrap().starts_with("17."));
+    let lsn = by_id("step-1").captures["lsn"].clone();
+    assert!(lsn.contains('/'), "{lsn}");
+    assert!(by_id("step-2").check.as_ref().unwrap().passed);
+    // The commit hung in SyncRep and was cancelled at its bound, with PostgreSQL's warning.
+    let hung = by_id("step-5");
+    assert!(hung.timed_out && hung.ok, "{hung:#?}");
+    assert!(hung.output.contains("already committed locally"), "{}", hung.output);
+    assert!(by_id("step-6").check.as_ref().unwrap().passed, "{:#?}", by_id("step-6"));
+    // The background ticker ran while the other steps ran and was stopped by step 7.
+    let ticker = by_id("ticker");
+    assert!(ticker.ok && ticker.output.contains("tick 1"), "{ticker:#?}");
+    assert!(!ticker.output.contains("tick 100"), "stopped before its end");
+    assert!(by_id("step-7").output.contains(&format!("lsn was {lsn}")));
+    // A check whose command fails while it is expected to succeed... here expected to fail: holds.
+    let failing = by_id("step-8");
+    assert!(failing.ok, "{failing:#?}");
+    drop(engine);
+}
+
+trait CloneCluster {
+    fn clone_from(test: &TestCluster) -> runner::cluster::Cluster;
+}
+
+impl CloneCluster for runner::cluster::Cluster {
+    fn clone_from(test: &TestCluster) -> runner::cluster::Cluster {
+        runner::cluster::Cluster { settings: test.cluster.settings.clone(), engine: test.cluster.engine.clone() }
+    }
+}
+
+use runner::cluster::Cluster;
