@@ -34,6 +34,8 @@ pub struct Cluster {
     pub settings: Settings,
     /// The Docker connection.
     pub engine: Engine,
+    /// Whether `BASE_IMAGE` was resolved in this process.
+    pub base_resolved: bool,
 }
 
 /// One row of `runner status`.
@@ -59,18 +61,19 @@ impl Cluster {
     /// Connects to Docker for the project described by `settings`.
     pub async fn connect(settings: Settings) -> Result<Cluster> {
         let engine = Engine::connect().await?;
-        Ok(Cluster { settings, engine })
+        Ok(Cluster { settings, engine, base_resolved: false })
     }
 
     /// Resolves the base image the Dockerfile builds from (making it if needed) and
     /// puts it in the environment of every later compose call and `sh` step.
     /// An explicit `BASE_IMAGE` in the environment is taken as it is.
     pub async fn prepare_images(&mut self, way: BaseWay) -> Result<()> {
-        if std::env::var_os("BASE_IMAGE").is_some() && way == BaseWay::Auto {
+        if way == BaseWay::Auto && (std::env::var_os("BASE_IMAGE").is_some() || self.base_resolved) {
             return Ok(());
         }
         let base = images::ensure_base(&self.settings, &self.engine, way).await?;
         self.settings.vars.insert("BASE_IMAGE".into(), base);
+        self.base_resolved = true;
         Ok(())
     }
 

@@ -75,6 +75,8 @@ impl Engine {
     pub async fn run_chapter(&mut self, chapter: &Chapter) -> Result<ChapterRecord> {
         let started = Instant::now();
         let recorded_at = now();
+        // Steps may build images (`docker compose up --build`): resolve the base first.
+        self.cluster.prepare_images(crate::images::BaseWay::Auto).await?;
         if let Some(pre) = &chapter.precondition {
             if pre.fresh {
                 self.note(&format!(

@@ -85,7 +85,7 @@ trait CloneCluster {
 
 impl CloneCluster for runner::cluster::Cluster {
     fn clone_from(test: &TestCluster) -> runner::cluster::Cluster {
-        runner::cluster::Cluster { settings: test.cluster.settings.clone(), engine: test.cluster.engine.clone() }
+        runner::cluster::Cluster { settings: test.cluster.settings.clone(), engine: test.cluster.engine.clone(), base_resolved: false }
     }
 }
 

@@ -1,0 +1,284 @@
+//! The load writer and the loss check against a real cluster of their own.
+//!
+//! One private compose project (`lab-test-load`, ports 25432..25436), torn down before
+//! and after, goes through the three situations the course's chapters put the writer
+//! in, in order, because each one leaves the cluster in the state the next one needs:
+//!
+//! 1. synchronous replication through pgbouncer: every acknowledged write is there;
+//! 2. the synchronous standby stopped: every commit hangs in SyncRep, is cancelled at
+//!    the client's bound, is classified `syncrep_cancelled`, and is on the primary
+//!    (recovered, not lost); with `synchronous_commit = local` set per transaction the
+//!    same writes go through pgbouncer without waiting;
+//! 3. asynchronous replication, the standby paused, the primary SIGKILLed, the standby
+//!    promoted: acknowledged writes are lost, and `verify` counts exactly the ledger's
+//!    acknowledged ids that the promoted node lacks.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{TestCluster, docker_tests_skipped};
+use runner::images::BaseWay;
+use runner::load::{self, Ledger, LoadConfig, LoadSummary};
+use runner::settings::Settings;
+use runner::verify::{self, Expectation};
+use runner::{compose, pg};
+
+const PROJECT: &str = "lab-test-load";
+const PORT_BASE: u16 = 25432;
+
+/// A scratch folder for the ledgers, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!("runner-load-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(settings: &Settings, target: &str, ledger: &Path) -> LoadConfig {
+    LoadConfig {
+        workers: 4,
+        ledger: Some(ledger.to_path_buf()),
+        ..LoadConfig::new(settings.conninfo(target, "db").unwrap(), target)
+    }
+}
+
+async fn compose(settings: &Settings, args: &[&str]) {
+    compose::run(settings, args, Duration::from_secs(120), false)
+        .await
+        .unwrap_or_else(|err| panic!("{err:#}"));
+}
+
+fn print(what: &str, summary: &LoadSummary) {
+    eprintln!("--- {what}\n{}{}", summary.human(), summary.key_values());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_and_verify_through_sync_hang_and_async_failover() {
+    if docker_tests_skipped() {
+        return;
+    }
+    let mut test = TestCluster::new(PROJECT, PORT_BASE).await;
+    test.cluster
+        .up(
+            &[
+                "postgres-primary",
+                "postgres-sync-standby",
+                "pgbouncer",
+                "postgres-async-standby",
+            ],
+            BaseWay::Auto,
+        )
+        .await
+        .unwrap_or_else(|err| panic!("up: {err:#}"));
+    let settings = test.cluster.settings.clone();
+    let scratch = Scratch::new();
+
+    // 1. Synchronous replication, through pgbouncer: nothing acknowledged is lost.
+    let ledger = scratch.path("sync.ledger");
+    let summary = load::run(
+        LoadConfig {
+            duration: Some(Duration::from_secs(2)),
+            ..config(&settings, "pgbouncer", &ledger)
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("load: {err:#}"));
+    print("sync, through pgbouncer", &summary);
+    assert!(summary.acknowledged > 0, "no write acknowledged");
+    assert_eq!(summary.errors, 0);
+    assert!(summary.latency.p99_ms > 0.0);
+    let conninfo = settings.conninfo("postgres-primary", "db").unwrap();
+    let report = verify::verify(&ledger, &conninfo, "postgres-primary", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|err| panic!("verify: {err:#}"));
+    eprintln!("{}", report.key_values());
+    assert_eq!(report.check.acknowledged as u64, summary.acknowledged);
+    assert_eq!(report.check.ok as u64, summary.acknowledged);
+    assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
+    assert!(Expectation::NoLoss.failure(&report).is_none());
+    assert!(Expectation::Loss.failure(&report).is_some());
+
+    // 2. The synchronous standby stops: commits hang in SyncRep. The client's bound
+    // cancels each; PostgreSQL's WARNING says it committed locally, so it is present
+    // on the primary — recovered, not acknowledged, not lost.
+    compose(&settings, &["stop", "postgres-sync-standby"]).await;
+    let ledger = scratch.path("hang.ledger");
+    let started = Instant::now();
+    let summary = load::run(
+        LoadConfig {
+            workers: 2,
+            duration: Some(Duration::from_millis(2500)),
+            commit_timeout: Some(Duration::from_millis(500)),
+            ..config(&settings, "pgbouncer", &ledger)
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("load: {err:#}"));
+    print("sync standby stopped, commit timeout 500ms", &summary);
+    assert!(started.elapsed() < Duration::from_secs(10), "the run is bounded");
+    assert_eq!(summary.acknowledged, 0, "no commit can be acknowledged");
+    let cancelled = summary
+        .errors_by_class
+        .get("syncrep_cancelled")
+        .copied()
+        .unwrap_or(0);
+    assert!(cancelled >= 2, "{:?}", summary.errors_by_class);
+    assert_eq!(summary.client_cancels, summary.attempted);
+    let report = verify::verify(&ledger, &conninfo, "postgres-primary", Duration::from_secs(30))
+        .await
+        .unwrap();
+    eprintln!("{}", report.key_values());
+    assert_eq!(report.check.recovered.len() as u64, cancelled);
+    assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
+
+    // ... and with synchronous_commit = local, set inside each transaction, the same
+    // load through pgbouncer's transaction pooling does not wait at all.
+    let ledger = scratch.path("local.ledger");
+    let summary = load::run(
+        LoadConfig {
+            duration: Some(Duration::from_secs(2)),
+            commit_timeout: Some(Duration::from_secs(1)),
+            synchronous_commit: Some("local".into()),
+            ..config(&settings, "pgbouncer", &ledger)
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    print("sync standby stopped, synchronous_commit=local", &summary);
+    assert!(summary.acknowledged > 0);
+    assert_eq!(summary.errors, 0, "{:?}", summary.errors_by_class);
+
+    // 3. Asynchronous replication: pause the standby, keep writing until the primary
+    // has WAL the standby was never sent, SIGKILL the primary, promote the standby.
+    let primary = pg::connect(&settings, "postgres-primary", "db").await.unwrap();
+    pg::rows(&primary, "ALTER SYSTEM SET synchronous_standby_names = ''")
+        .await
+        .unwrap();
+    pg::rows(&primary, "SELECT pg_reload_conf()").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg::scalar(&primary, "SHOW synchronous_standby_names")
+        .await
+        .unwrap()
+        .as_deref()
+        != Some("")
+    {
+        assert!(Instant::now() < deadline, "the reload did not take");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ledger = scratch.path("async.ledger");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(load::run(
+        config(&settings, "postgres-primary", &ledger),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pausing_at = chrono::Utc::now();
+    compose(&settings, &["pause", "postgres-async-standby"]).await;
+    let paused = Instant::now();
+    let unsent_sql = "SELECT pg_current_wal_lsn() - sent_lsn FROM pg_stat_replication \
+                      WHERE application_name = 'postgres-async-standby'";
+    loop {
+        let unsent: f64 = pg::scalar(&primary, unsent_sql)
+            .await
+            .unwrap()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if unsent > 2e6 && paused.elapsed() > Duration::from_secs(2) {
+            eprintln!("--- {unsent} bytes of WAL the paused standby was never sent");
+            break;
+        }
+        assert!(
+            paused.elapsed() < Duration::from_secs(60),
+            "the primary did not get ahead of the paused standby ({unsent} bytes)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(primary);
+    compose(&settings, &["kill", "postgres-primary"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(());
+    let summary = writer.await.unwrap().unwrap_or_else(|err| panic!("load: {err:#}"));
+    print("async, primary killed", &summary);
+    assert!(summary.acknowledged > 0);
+    assert!(
+        summary.errors + summary.connect_errors > 0,
+        "the writer saw the primary die"
+    );
+    compose(&settings, &["unpause", "postgres-async-standby"]).await;
+    let standby = pg::connect(&settings, "postgres-async-standby", "db")
+        .await
+        .unwrap();
+    let promoted = pg::scalar(&standby, "SELECT pg_promote()").await.unwrap();
+    assert_eq!(promoted.as_deref(), Some("t"));
+
+    let conninfo = settings.conninfo("postgres-async-standby", "db").unwrap();
+    let report = verify::verify(
+        &ledger,
+        &conninfo,
+        "postgres-async-standby",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("verify: {err:#}"));
+    eprintln!("{}", report.key_values());
+
+    // The same loss, computed here from the ledger and the promoted node's rows.
+    let parsed = Ledger::read(&ledger).unwrap();
+    let acked: BTreeSet<i64> = parsed
+        .ops
+        .iter()
+        .filter(|(_, r)| r.acked_at().is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(acked.len() as u64, summary.acknowledged, "ledger and summary agree");
+    let range = parsed.header.op_range();
+    let present: BTreeSet<i64> = pg::rows(
+        &standby,
+        &format!(
+            "SELECT op_id FROM rental WHERE op_id BETWEEN {} AND {}",
+            range.start(),
+            range.end()
+        ),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .filter_map(|row| row.into_iter().next().flatten())
+    .map(|id| id.parse::<i64>().unwrap())
+    .collect();
+    let missing: Vec<i64> = acked.difference(&present).copied().collect();
+    assert!(!missing.is_empty(), "acknowledged writes are lost");
+    assert_eq!(report.check.lost, missing);
+    assert!(report.check.unexpected.is_empty());
+    assert!(Expectation::Loss.failure(&report).is_none());
+    assert!(Expectation::NoLoss.failure(&report).is_some());
+    // What was lost was written after the standby was paused (give or take the few
+    // milliseconds a local standby trails by).
+    let first = report.first_lost.as_ref().unwrap();
+    assert!(
+        first.attempted_at > pausing_at - chrono::Duration::milliseconds(500),
+        "the first lost write ({}) was attempted well before the pause ({pausing_at})",
+        first.attempted_at
+    );
+    drop(test);
+}
