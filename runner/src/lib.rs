@@ -18,3 +18,4 @@ pub mod render;
 pub mod run;
 pub mod settings;
 pub mod verify;
+pub mod chart;

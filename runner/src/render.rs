@@ -148,6 +148,17 @@ fn block_html(block: &Block, record: &BlockRecord) -> String {
             "<div class=\"lab-meta\">{}</div>\n</div>\n",
             meta(block, record)
         );
+        if let Some(title) = &block.chart {
+            match crate::chart::parse(&record.output).and_then(|s| crate::chart::svg(title, &s)) {
+                // One line: a blank line inside would end mdBook's raw HTML block.
+                Ok(svg) => {
+                    let _ = writeln!(html, "<div class=\"lab-chart\">{}</div>\n", svg.replace('\n', " "));
+                }
+                Err(err) => {
+                    let _ = writeln!(html, "<div class=\"lab-missing\">No chart: {}</div>\n", escape(&format!("{err:#}")));
+                }
+            }
+        }
     }
     html
 }

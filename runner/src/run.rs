@@ -507,7 +507,8 @@ fn judge(
             figure,
         }
     });
-    let ok = exit_ok && captured_all && check.as_ref().is_none_or(|c| c.passed);
+    let chart_ok = block.chart.is_none() || crate::chart::parse(&outcome.output).is_ok();
+    let ok = exit_ok && captured_all && chart_ok && check.as_ref().is_none_or(|c| c.passed);
     (check, captures, ok)
 }
 

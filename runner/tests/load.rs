@@ -5,6 +5,8 @@
 //! in, in order, because each one leaves the cluster in the state the next one needs:
 //!
 //! 1. synchronous replication through pgbouncer: every acknowledged write is there;
+//!    the `runner load` command SIGKILLed mid-run leaves a ledger `runner verify`
+//!    reads and holds against the primary;
 //! 2. the synchronous standby stopped: every commit hangs in SyncRep, is cancelled at
 //!    the client's bound, is classified `syncrep_cancelled`, and is on the primary
 //!    (recovered, not lost); with `synchronous_commit = local` set per transaction the
@@ -63,6 +65,15 @@ async fn compose(settings: &Settings, args: &[&str]) {
         .unwrap_or_else(|err| panic!("{err:#}"));
 }
 
+/// The `runner` binary, pointed at the test's project.
+fn runner_command(settings: &Settings) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.envs(compose::environment(settings))
+        .env("LAB_ROOT", &settings.root)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
 fn print(what: &str, summary: &LoadSummary) {
     eprintln!("--- {what}\n{}{}", summary.human(), summary.key_values());
 }
@@ -73,18 +84,17 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         return;
     }
     let mut test = TestCluster::new(PROJECT, PORT_BASE).await;
-    test.cluster
-        .up(
-            &[
-                "postgres-primary",
-                "postgres-sync-standby",
-                "pgbouncer",
-                "postgres-async-standby",
-            ],
-            BaseWay::Auto,
-        )
-        .await
-        .unwrap_or_else(|err| panic!("up: {err:#}"));
+    // Two steps: two standbys taking their base backups at once can race (one's fast
+    // checkpoint removes WAL the other's not-yet-reserved slot still needs).
+    for services in [
+        &["postgres-primary", "postgres-sync-standby", "pgbouncer"][..],
+        &["postgres-async-standby"][..],
+    ] {
+        test.cluster
+            .up(services, BaseWay::Auto)
+            .await
+            .unwrap_or_else(|err| panic!("up: {err:#}"));
+    }
     let settings = test.cluster.settings.clone();
     let scratch = Scratch::new();
 
@@ -104,15 +114,83 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     assert_eq!(summary.errors, 0);
     assert!(summary.latency.p99_ms > 0.0);
     let conninfo = settings.conninfo("postgres-primary", "db").unwrap();
-    let report = verify::verify(&ledger, &conninfo, "postgres-primary", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|err| panic!("verify: {err:#}"));
+    let report = verify::verify(
+        &ledger,
+        &conninfo,
+        "postgres-primary",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("verify: {err:#}"));
     eprintln!("{}", report.key_values());
     assert_eq!(report.check.acknowledged as u64, summary.acknowledged);
     assert_eq!(report.check.ok as u64, summary.acknowledged);
     assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
     assert!(Expectation::NoLoss.failure(&report).is_none());
     assert!(Expectation::Loss.failure(&report).is_some());
+
+    // The command line, SIGKILLed mid-run: its ledger is still readable (a cut last
+    // line is tolerated) and `runner verify` holds it against the primary.
+    let ledger = scratch.path("killed.ledger");
+    let mut writer = runner_command(&settings)
+        .args([
+            "load",
+            "--target",
+            "postgres-primary",
+            "--quiet",
+            "--ledger",
+        ])
+        .arg(&ledger)
+        .spawn()
+        .expect("runner load starts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    writer.kill().expect("SIGKILL the writer");
+    let _ = writer.wait();
+    let parsed = Ledger::read(&ledger).unwrap_or_else(|err| panic!("{err:#}"));
+    assert!(parsed.end.is_none(), "a killed writer wrote no end line");
+    assert!(
+        parsed.acknowledged() > 0,
+        "the writer wrote before it was killed"
+    );
+    let verified = runner_command(&settings)
+        .args([
+            "verify",
+            "--on",
+            "postgres-primary",
+            "--expect-no-loss",
+            "--ledger",
+        ])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    eprintln!("--- runner verify of a SIGKILLed writer's ledger\n{stdout}");
+    assert!(
+        verified.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(stdout.contains("\nlost: 0\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("\nacknowledged: {}\n", parsed.acknowledged())),
+        "{stdout}"
+    );
+    let expect_loss = runner_command(&settings)
+        .args([
+            "verify",
+            "--on",
+            "postgres-primary",
+            "--expect-loss",
+            "--ledger",
+        ])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    assert_eq!(
+        expect_loss.status.code(),
+        Some(1),
+        "--expect-loss fails when nothing is lost"
+    );
 
     // 2. The synchronous standby stops: commits hang in SyncRep. The client's bound
     // cancels each; PostgreSQL's WARNING says it committed locally, so it is present
@@ -132,7 +210,10 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     .await
     .unwrap_or_else(|err| panic!("load: {err:#}"));
     print("sync standby stopped, commit timeout 500ms", &summary);
-    assert!(started.elapsed() < Duration::from_secs(10), "the run is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run is bounded"
+    );
     assert_eq!(summary.acknowledged, 0, "no commit can be acknowledged");
     let cancelled = summary
         .errors_by_class
@@ -141,12 +222,40 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         .unwrap_or(0);
     assert!(cancelled >= 2, "{:?}", summary.errors_by_class);
     assert_eq!(summary.client_cancels, summary.attempted);
-    let report = verify::verify(&ledger, &conninfo, "postgres-primary", Duration::from_secs(30))
-        .await
-        .unwrap();
+    let report = verify::verify(
+        &ledger,
+        &conninfo,
+        "postgres-primary",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     eprintln!("{}", report.key_values());
     assert_eq!(report.check.recovered.len() as u64, cancelled);
     assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
+
+    // Without a commit timeout the commits hang until the run ends; then, after the
+    // stop grace, they are cancelled the same way: the run is bounded all the same.
+    let ledger = scratch.path("hang-until-stop.ledger");
+    let started = Instant::now();
+    let summary = load::run(
+        LoadConfig {
+            workers: 3,
+            duration: Some(Duration::from_millis(1500)),
+            ..config(&settings, "pgbouncer", &ledger)
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    print("sync standby stopped, no commit timeout", &summary);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the run is bounded"
+    );
+    assert_eq!(summary.attempted, 3, "one hung commit per worker");
+    assert_eq!(summary.errors_by_class.get("syncrep_cancelled"), Some(&3));
+    assert_eq!(summary.client_cancels, 3);
 
     // ... and with synchronous_commit = local, set inside each transaction, the same
     // load through pgbouncer's transaction pooling does not wait at all.
@@ -168,7 +277,9 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
 
     // 3. Asynchronous replication: pause the standby, keep writing until the primary
     // has WAL the standby was never sent, SIGKILL the primary, promote the standby.
-    let primary = pg::connect(&settings, "postgres-primary", "db").await.unwrap();
+    let primary = pg::connect(&settings, "postgres-primary", "db")
+        .await
+        .unwrap();
     pg::rows(&primary, "ALTER SYSTEM SET synchronous_standby_names = ''")
         .await
         .unwrap();
@@ -217,7 +328,10 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     compose(&settings, &["kill", "postgres-primary"]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(());
-    let summary = writer.await.unwrap().unwrap_or_else(|err| panic!("load: {err:#}"));
+    let summary = writer
+        .await
+        .unwrap()
+        .unwrap_or_else(|err| panic!("load: {err:#}"));
     print("async, primary killed", &summary);
     assert!(summary.acknowledged > 0);
     assert!(
@@ -250,7 +364,11 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         .filter(|(_, r)| r.acked_at().is_some())
         .map(|(id, _)| *id)
         .collect();
-    assert_eq!(acked.len() as u64, summary.acknowledged, "ledger and summary agree");
+    assert_eq!(
+        acked.len() as u64,
+        summary.acknowledged,
+        "ledger and summary agree"
+    );
     let range = parsed.header.op_range();
     let present: BTreeSet<i64> = pg::rows(
         &standby,

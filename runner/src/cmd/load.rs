@@ -54,7 +54,7 @@ pub struct LoadArgs {
     /// prepared, or unnamed.
     #[arg(long, default_value = "auto")]
     pub statements: StatementMode,
-    /// No live line on stderr.
+    /// Nothing on stderr: no live line, no error descriptions (the summary still says it all).
     #[arg(long, short)]
     pub quiet: bool,
     /// Print the summary as JSON instead of text.

@@ -95,6 +95,8 @@ pub struct Block {
     pub stops: Vec<String>,
     /// Background steps to wait for before this step runs.
     pub awaits: Vec<String>,
+    /// Draw the output (columns under a header) as a chart with this title.
+    pub chart: Option<String>,
 }
 
 impl Block {

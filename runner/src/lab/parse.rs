@@ -303,6 +303,7 @@ impl FencedBlock<'_> {
             captures: Vec::new(),
             stops: Vec::new(),
             awaits: Vec::new(),
+            chart: None,
         };
         for word in &words[2..] {
             let err = |message: String| self.error(word.offset, message);
@@ -355,6 +356,7 @@ impl FencedBlock<'_> {
                     Runner::Shell => return Err(err("`db=` is for sql blocks".into())),
                 },
                 "claim" => block.claim = Some(need(value)?),
+                "chart" => block.chart = Some(need(value)?),
                 "background" => {
                     flag(value)?;
                     block.background = true;
@@ -403,7 +405,7 @@ impl FencedBlock<'_> {
                 _ => {
                     return Err(err(format!(
                         "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
-                         wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await)"
+                         wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart)"
                     )));
                 }
             }

@@ -349,7 +349,7 @@ impl Ledger {
                 );
                 t
             }
-            ["ack", id, t] => self.settle(op(id)?, |t| Outcome::Ack(t), t)?,
+            ["ack", id, t] => self.settle(op(id)?, Outcome::Ack, t)?,
             ["fail", id, t, class] => {
                 let class = ErrorClass::from_token(class)
                     .with_context(|| format!("unknown error class {class:?}"))?;

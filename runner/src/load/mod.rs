@@ -34,6 +34,17 @@
 //! A live line per second goes to stderr; the [`LoadSummary`] is both a k6-like text
 //! and `key: value` lines (or JSON) for the book engine.
 
+/// Writes one line to stderr in a single `write(2)`, so concurrent lines from the
+/// workers and the live line never interleave mid-line.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 pub mod errors;
 pub mod ledger;
 pub mod stats;
@@ -140,7 +151,8 @@ pub struct LoadConfig {
     pub stop_grace: Duration,
     /// How statements are sent.
     pub statements: StatementMode,
-    /// Print a live line per second on stderr.
+    /// Print a live line per second on stderr, and each kind of error the first time
+    /// it shows up (again after a success).
     pub progress: bool,
     /// The run id to use (random when `None`; tests may fix it).
     pub run_id: Option<u32>,
@@ -313,6 +325,7 @@ pub async fn run(config: LoadConfig, stop: impl Future<Output = ()>) -> Result<L
         fatal: Mutex::new(None),
         fatal_notify: Notify::new(),
         reported: Mutex::new(std::collections::BTreeSet::new()),
+        any_reported: AtomicBool::new(false),
         config: config.clone(),
     });
 
@@ -352,11 +365,13 @@ pub async fn run(config: LoadConfig, stop: impl Future<Output = ()>) -> Result<L
         .is_err()
         {
             handle.abort();
-            eprintln!("load: a worker did not stop within {bound:?}; aborted it");
+            say!("load: a worker did not stop within {bound:?}; aborted it");
         }
     }
     if let Some(reporter) = reporter {
         reporter.abort();
+        // Wait for it to be gone, so no live line lands in the middle of the summary.
+        let _ = reporter.await;
     }
     if let Some(ledger) = &shared.ledger
         && let Err(err) = ledger.end(start.elapsed())
@@ -408,6 +423,8 @@ struct Shared {
     fatal_notify: Notify,
     /// Error classes already described on stderr (cleared by a success).
     reported: Mutex<std::collections::BTreeSet<String>>,
+    /// Whether `reported` may be non-empty.
+    any_reported: AtomicBool,
 }
 
 impl Shared {
@@ -423,14 +440,18 @@ impl Shared {
     /// Describes an error on stderr the first time its class shows up (again after a
     /// success), so a reader sees each kind of trouble once, not thousands of times.
     fn report(&self, what: &str, class: &ErrorClass, detail: &str) {
+        if !self.config.progress {
+            return;
+        }
         let key = format!("{what} {class}");
         let first = self
             .reported
             .lock()
             .map(|mut r| r.insert(key))
             .unwrap_or(false);
+        self.any_reported.store(true, Ordering::Relaxed);
         if first {
-            eprintln!(
+            say!(
                 "load: [{:>6.1}s] {what} {class}: {detail}",
                 self.start.elapsed().as_secs_f64()
             );
@@ -438,8 +459,9 @@ impl Shared {
     }
 
     fn recovered(&self) {
-        if let Ok(mut reported) = self.reported.lock()
-            && !reported.is_empty()
+        // Checked without the lock first: this runs after every acknowledged commit.
+        if self.any_reported.swap(false, Ordering::Relaxed)
+            && let Ok(mut reported) = self.reported.lock()
         {
             reported.clear();
         }
@@ -556,8 +578,8 @@ async fn connect(shared: &Shared) -> Result<Conn, (ErrorClass, String)> {
 
 impl Shared {
     fn fall_back_to_unnamed(&self, err: &tokio_postgres::Error) {
-        if !self.unnamed.swap(true, Ordering::Relaxed) {
-            eprintln!(
+        if !self.unnamed.swap(true, Ordering::Relaxed) && self.config.progress {
+            say!(
                 "load: prepared statements do not survive this pooler ({}); using unnamed \
                  statements (set max_prepared_statements in pgbouncer)",
                 error_text(err)
@@ -869,7 +891,7 @@ async fn resolve_statements(config: &LoadConfig, pg: &Config) -> StatementMode {
         StatementMode::Auto => match probe_pgbouncer(pg, config.connect_timeout).await {
             Probe::PgBouncer { max_prepared: 0 } => {
                 if config.progress {
-                    eprintln!(
+                    say!(
                         "load: pgbouncer does not track prepared statements \
                          (max_prepared_statements = 0); using unnamed statements"
                     );
@@ -953,7 +975,7 @@ async fn reporter(
         let secs = now.duration_since(last).as_secs_f64().max(1e-3);
         last = now;
         let latency = Latency::of(&window.interval);
-        eprintln!(
+        say!(
             "load: [{:>6.1}s] {:>8.1} tx/s  ok={ok} errors={errors} p50={:.2}ms p99={:.2}ms in-flight={}",
             shared.start.elapsed().as_secs_f64(),
             window.interval_acknowledged as f64 / secs,

@@ -1,0 +1,128 @@
+//! Charts of sampled series (replay lag over time, lag falling during catch-up).
+//!
+//! A step marked `chart="…"` prints whitespace-separated columns under a header line:
+//! the first column is x, each other column a series. The record keeps that text; the
+//! chart is drawn from it (plotters, SVG) when the book is rendered, so the figure is
+//! exactly the data the run printed.
+
+use anyhow::{Context, Result, bail};
+use plotters::prelude::*;
+
+/// A parsed series table: x label, series names, and points per series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The x column's name.
+    pub x_label: String,
+    /// One (name, points) per series; empty cells (`-`, `\N`, empty) are gaps.
+    pub lines: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Parses the step's output: a header line, then rows of numbers.
+/// Lines that do not have the header's number of columns are skipped (notes, blanks).
+pub fn parse(output: &str) -> Result<Series> {
+    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().context("a chart needs a header line")?.split_whitespace().collect();
+    if header.len() < 2 {
+        bail!("a chart needs an x column and at least one series, found {header:?}");
+    }
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = header[1..].iter().map(|h| (h.to_string(), Vec::new())).collect();
+    for line in lines {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if cells.len() != header.len() {
+            continue;
+        }
+        let Ok(x) = cells[0].parse::<f64>() else { continue };
+        for (i, cell) in cells[1..].iter().enumerate() {
+            if let Ok(y) = cell.parse::<f64>() {
+                series[i].1.push((x, y));
+            }
+        }
+    }
+    if series.iter().all(|(_, points)| points.is_empty()) {
+        bail!("the chart's output has no data rows");
+    }
+    Ok(Series { x_label: header[0].to_string(), lines: series })
+}
+
+/// Draws the series as an SVG line chart titled `title`.
+pub fn svg(title: &str, series: &Series) -> Result<String> {
+    let points = series.lines.iter().flat_map(|(_, p)| p.iter());
+    let (mut x_max, mut y_max) = (f64::MIN, f64::MIN);
+    let (mut x_min, mut y_min) = (f64::MAX, 0.0_f64);
+    for (x, y) in points {
+        x_min = x_min.min(*x);
+        x_max = x_max.max(*x);
+        y_min = y_min.min(*y);
+        y_max = y_max.max(*y);
+    }
+    if x_max <= x_min {
+        x_max = x_min + 1.0;
+    }
+    if y_max <= y_min {
+        y_max = y_min + 1.0;
+    }
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (720, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_min..x_max, y_min..y_max * 1.05)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc(series.x_label.as_str())
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let colours = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28), RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0x94, 0x67, 0xbd)];
+        for (i, (name, points)) in series.lines.iter().enumerate() {
+            let colour = colours[i % colours.len()];
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_columns_and_skips_notes() {
+        let s = parse("t_s sync_ms async_ms\n0.0 1 120\nnote: paused\n0.5 2 -\n1.0 1 180\n").unwrap();
+        assert_eq!(s.x_label, "t_s");
+        assert_eq!(s.lines[0], ("sync_ms".to_string(), vec![(0.0, 1.0), (0.5, 2.0), (1.0, 1.0)]));
+        assert_eq!(s.lines[1].1, vec![(0.0, 120.0), (1.0, 180.0)]);
+    }
+
+    #[test]
+    fn rejects_output_without_data() {
+        assert!(parse("t_s lag\n").is_err());
+        assert!(parse("only\n1\n").is_err());
+    }
+
+    #[test]
+    fn draws_an_svg_with_the_series_names() {
+        let s = parse("t_s lag_ms\n0 0\n1 250\n2 40\n").unwrap();
+        let svg = svg("replay lag", &s).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("lag_ms"));
+        assert!(svg.contains("replay lag"));
+    }
+}
