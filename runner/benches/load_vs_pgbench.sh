@@ -7,8 +7,8 @@
 #   - the transaction is the same single statement (a rental and its payment, one
 #     round trip, autocommit), prepared once per connection (pgbench -M prepared;
 #     the runner prepares too, see runner/src/load/mod.rs);
-#   - pgbench's op ids are random negative numbers, so they never collide with the
-#     runner's (positive, run_id << 32 | seq) nor with each other in practice;
+#   - pgbench's op ids are negative, so they never collide with the runner's
+#     (positive, run_id << 32 | seq), and rise per client as the runner's rise;
 #   - both connect from the host's network namespace to the published port on
 #     127.0.0.1 (pgbench runs in the lab's postgres image with `docker run
 #     --network host`, since the host has no pgbench): the same path through
@@ -80,8 +80,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/load-vs-pgbench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 chmod 0777 "$tmp"
 
+# pgbench's op ids: negative (the runner's are positive), ascending per client like the
+# runner's (a random key would cost the unique index on op_id more than a rising one),
+# from a random base per invocation so that reruns do not collide:
+#   op = base + client_id * 2^34 + n,  base = -2^62 + R * 2^40,  R < 2^21 (per run)
 cat >"$tmp/insert.sql" <<'SQL'
-\set op random(1, 9000000000000000000) * -1
+\set n :n + 1
+\set op :base + :client_id * 17179869184 + :n
 \set inv random(1, 4500)
 \set cust random(1, 600)
 \set cents random(99, 999)
@@ -129,13 +134,16 @@ run_runner() { # writes $tmp/runner.out and $tmp/runner.time (rss_kb, cpu_s, cpu
 
 run_pgbench() { # writes $tmp/pgbench.out and $tmp/pgbench.* per-transaction logs
   rm -f "$tmp"/pgbench_log.*
+  local base=$(( -(1 << 62) + ((RANDOM << 6 | RANDOM & 63) << 40) ))
   docker run --rm --network host -v "$tmp:/out" -e PGPASSWORD="$password" \
     --entrypoint bash "$image" -c "
       TIMEFORMAT='cpu: %U %S'
       time pgbench -h 127.0.0.1 -p $port -U postgres -n -M prepared \
-        -c $workers -j $threads -T $duration -f /out/insert.sql \
+        -c $workers -j $threads -T $duration -f /out/insert.sql -D base=$base -D n=0 \
         --log --log-prefix=/out/pgbench_log db
+      rc=\$?
       chmod a+r /out/pgbench_log.* 2>/dev/null || true
+      exit \$rc
     " >"$tmp/pgbench.out" 2>&1 || {
     echo "load_vs_pgbench: pgbench failed:" >&2
     cat "$tmp/pgbench.out" >&2
@@ -151,10 +159,12 @@ pgbench_p99_ms() {
 
 echo "load_vs_pgbench: target $target (127.0.0.1:$port), $workers clients, ${duration}s, $rounds round(s), pgbench -j $threads" >&2
 for round in $(seq 1 "$rounds"); do
-  echo "load_vs_pgbench: round $round: runner load" >&2
-  run_runner
-  echo "load_vs_pgbench: round $round: pgbench" >&2
-  run_pgbench
+  # Alternate who goes first: the tables grow as the rounds go.
+  if [ $((round % 2)) -eq 1 ]; then order="runner pgbench"; else order="pgbench runner"; fi
+  for tool in $order; do
+    echo "load_vs_pgbench: round $round: $tool" >&2
+    "run_$tool"
+  done
 
   r_tps=$(value rate "$tmp/runner.out")
   r_p99=$(value p99_ms "$tmp/runner.out")

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
-use crate::lab::{Block, Chapter, Runner, placeholders};
+use crate::lab::{Block, Chapter, Runner, code_spans, placeholders};
 use crate::record::{BlockRecord, ChapterRecord};
 
 /// Renders `source` (the chapter's Markdown) with the records spliced in.
@@ -33,7 +33,7 @@ pub fn splice(source: &str, chapter: &Chapter, record: &ChapterRecord) -> String
         edits.push((block.span.clone(), rendered));
     }
     let captures = record.captures();
-    let code: Vec<std::ops::Range<usize>> = chapter.blocks.iter().map(|b| b.span.clone()).collect();
+    let code = code_spans(source);
     for (name, span) in placeholders(source, &code) {
         if let Some(value) = captures.get(&name) {
             edits.push((
@@ -138,14 +138,14 @@ fn block_html(block: &Block, record: &BlockRecord) -> String {
         } else {
             "lab-output lab-unexpected"
         };
-        let _ = write!(
-            html,
-            "<div class=\"{class}\">\n<pre>{}</pre>\n",
-            escape(record.output.trim_end_matches('\n'))
-        );
+        // The output as a Markdown code block inside the styled div: a raw HTML block
+        // would end at the output's first blank line.
+        let output = record.output.trim_end_matches('\n');
+        let fence = fence_for(output);
+        let _ = write!(html, "<div class=\"{class}\">\n\n{fence}text\n{output}\n{fence}\n\n");
         let _ = writeln!(
             html,
-            "<div class=\"lab-meta\">{}</div>\n</div>\n",
+            "<div class=\"lab-meta\">{}</div>\n\n</div>\n",
             meta(block, record)
         );
         if let Some(title) = &block.chart {
@@ -356,7 +356,7 @@ mod tests {
         assert!(out.starts_with("# Title\n\nBefore.\n"));
         assert!(out.contains("```sh\necho <hi>\n```"), "{out}");
         assert!(!out.contains("lab id=a"));
-        assert!(out.contains("<pre>&lt;hi&gt;</pre>"));
+        assert!(out.contains("```text\n<hi>\n```"), "{out}");
         assert!(out.contains("Lost <span class=\"lab-value\""));
         assert!(out.contains(">0</span> rows."));
         assert!(out.contains("lab-check passed"));

@@ -24,7 +24,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 pub use attrs::parse_duration;
-pub use parse::{parse_chapter, placeholders};
+pub use parse::{code_spans, parse_chapter, placeholders};
 
 /// The default bound on one step.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

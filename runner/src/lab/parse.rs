@@ -126,12 +126,12 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
     }
 }
 
-/// The byte ranges of fenced and indented code blocks (placeholders are not looked for there).
-fn code_spans(source: &str) -> Vec<Range<usize>> {
+/// The byte ranges of code blocks and inline code, where `{{name}}` is literal text.
+pub fn code_spans(source: &str) -> Vec<Range<usize>> {
     Parser::new_ext(source, Options::empty())
         .into_offset_iter()
         .filter_map(|(event, range)| match event {
-            Event::Start(Tag::CodeBlock(_)) => Some(range),
+            Event::Start(Tag::CodeBlock(_)) | Event::Code(_) => Some(range),
             _ => None,
         })
         .collect()
@@ -525,7 +525,7 @@ mod tests {
 
     #[test]
     fn placeholders_must_name_captures_and_skip_code() {
-        let ok = "Lost {{lost}} rows.\n\n```sh lab capture=lost\nrunner verify\n```\n\n```text\n{{not_checked}}\n```\n";
+        let ok = "Lost {{lost}} rows, `{{literal}}`.\n\n```sh lab capture=lost\nrunner verify\n```\n\n```text\n{{not_checked}}\n```\n";
         assert!(parse(ok).is_ok());
         let errs = parse("We saw {{nothing}}.\n").unwrap_err().0;
         assert_eq!(

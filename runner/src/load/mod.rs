@@ -24,12 +24,14 @@
 //!   connection is next and `options=-c ...` is dropped (`ignore_startup_parameters`);
 //! - statements are prepared once per connection (what `pgbench -M prepared` does).
 //!   Through a pgbouncer in transaction mode that is only correct when pgbouncer
-//!   tracks prepared statements (`max_prepared_statements > 0`, which the lab's
-//!   pgbouncer sets); otherwise a named statement may run on a server connection where
-//!   it does not exist — or where another client's statement has the same name. So in
-//!   the default `auto` mode the writer asks pgbouncer's admin console, and uses
-//!   unnamed statements (parse + bind + execute in one round trip) when pgbouncer
-//!   does not track them.
+//!   tracks prepared statements (`max_prepared_statements > 0`; the lab's pgbouncer
+//!   1.24 has its default, 200); otherwise a named statement may run on a server
+//!   connection where it does not exist — or where another client's statement has the
+//!   same name. So in the default `auto` mode the writer asks pgbouncer's admin
+//!   console (`SHOW CONFIG`), and uses unnamed statements (parse + bind + execute in
+//!   one round trip) when pgbouncer does not track them. Should a pooler still answer
+//!   "prepared statement does not exist", the writer switches to unnamed statements
+//!   and resends the same op (its bind failed, so nothing ran).
 //!
 //! A live line per second goes to stderr; the [`LoadSummary`] is both a k6-like text
 //! and `key: value` lines (or JSON) for the book engine.
