@@ -21,17 +21,26 @@ pub struct Series {
 /// Lines that do not have the header's number of columns are skipped (notes, blanks).
 pub fn parse(output: &str) -> Result<Series> {
     let mut lines = output.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().context("a chart needs a header line")?.split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .context("a chart needs a header line")?
+        .split_whitespace()
+        .collect();
     if header.len() < 2 {
         bail!("a chart needs an x column and at least one series, found {header:?}");
     }
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = header[1..].iter().map(|h| (h.to_string(), Vec::new())).collect();
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = header[1..]
+        .iter()
+        .map(|h| (h.to_string(), Vec::new()))
+        .collect();
     for line in lines {
         let cells: Vec<&str> = line.split_whitespace().collect();
         if cells.len() != header.len() {
             continue;
         }
-        let Ok(x) = cells[0].parse::<f64>() else { continue };
+        let Ok(x) = cells[0].parse::<f64>() else {
+            continue;
+        };
         for (i, cell) in cells[1..].iter().enumerate() {
             if let Ok(y) = cell.parse::<f64>() {
                 series[i].1.push((x, y));
@@ -41,7 +50,10 @@ pub fn parse(output: &str) -> Result<Series> {
     if series.iter().all(|(_, points)| points.is_empty()) {
         bail!("the chart's output has no data rows");
     }
-    Ok(Series { x_label: header[0].to_string(), lines: series })
+    Ok(Series {
+        x_label: header[0].to_string(),
+        lines: series,
+    })
 }
 
 /// Draws the series as an SVG line chart titled `title`.
@@ -78,14 +90,24 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let colours = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28), RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0x94, 0x67, 0xbd)];
+        let colours = [
+            RGBColor(0x1f, 0x77, 0xb4),
+            RGBColor(0xd6, 0x27, 0x28),
+            RGBColor(0x2c, 0xa0, 0x2c),
+            RGBColor(0x94, 0x67, 0xbd),
+        ];
         for (i, (name, points)) in series.lines.iter().enumerate() {
             let colour = colours[i % colours.len()];
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -105,9 +127,16 @@ mod tests {
 
     #[test]
     fn parses_columns_and_skips_notes() {
-        let s = parse("t_s sync_ms async_ms\n0.0 1 120\nnote: paused\n0.5 2 -\n1.0 1 180\n").unwrap();
+        let s =
+            parse("t_s sync_ms async_ms\n0.0 1 120\nnote: paused\n0.5 2 -\n1.0 1 180\n").unwrap();
         assert_eq!(s.x_label, "t_s");
-        assert_eq!(s.lines[0], ("sync_ms".to_string(), vec![(0.0, 1.0), (0.5, 2.0), (1.0, 1.0)]));
+        assert_eq!(
+            s.lines[0],
+            (
+                "sync_ms".to_string(),
+                vec![(0.0, 1.0), (0.5, 2.0), (1.0, 1.0)]
+            )
+        );
         assert_eq!(s.lines[1].1, vec![(0.0, 120.0), (1.0, 180.0)]);
     }
 

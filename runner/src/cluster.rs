@@ -61,14 +61,19 @@ impl Cluster {
     /// Connects to Docker for the project described by `settings`.
     pub async fn connect(settings: Settings) -> Result<Cluster> {
         let engine = Engine::connect().await?;
-        Ok(Cluster { settings, engine, base_resolved: false })
+        Ok(Cluster {
+            settings,
+            engine,
+            base_resolved: false,
+        })
     }
 
     /// Resolves the base image the Dockerfile builds from (making it if needed) and
     /// puts it in the environment of every later compose call and `sh` step.
     /// An explicit `BASE_IMAGE` in the environment is taken as it is.
     pub async fn prepare_images(&mut self, way: BaseWay) -> Result<()> {
-        if way == BaseWay::Auto && (std::env::var_os("BASE_IMAGE").is_some() || self.base_resolved) {
+        if way == BaseWay::Auto && (std::env::var_os("BASE_IMAGE").is_some() || self.base_resolved)
+        {
             return Ok(());
         }
         let base = images::ensure_base(&self.settings, &self.engine, way).await?;

@@ -6,6 +6,7 @@
 //! here.
 
 pub mod book;
+pub mod chart;
 pub mod cluster;
 pub mod compose;
 pub mod docker;
@@ -18,4 +19,3 @@ pub mod render;
 pub mod run;
 pub mod settings;
 pub mod verify;
-pub mod chart;

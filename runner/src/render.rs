@@ -142,7 +142,10 @@ fn block_html(block: &Block, record: &BlockRecord) -> String {
         // would end at the output's first blank line.
         let output = record.output.trim_end_matches('\n');
         let fence = fence_for(output);
-        let _ = write!(html, "<div class=\"{class}\">\n\n{fence}text\n{output}\n{fence}\n\n");
+        let _ = write!(
+            html,
+            "<div class=\"{class}\">\n\n{fence}text\n{output}\n{fence}\n\n"
+        );
         let _ = writeln!(
             html,
             "<div class=\"lab-meta\">{}</div>\n\n</div>\n",
@@ -152,10 +155,18 @@ fn block_html(block: &Block, record: &BlockRecord) -> String {
             match crate::chart::parse(&record.output).and_then(|s| crate::chart::svg(title, &s)) {
                 // One line: a blank line inside would end mdBook's raw HTML block.
                 Ok(svg) => {
-                    let _ = writeln!(html, "<div class=\"lab-chart\">{}</div>\n", svg.replace('\n', " "));
+                    let _ = writeln!(
+                        html,
+                        "<div class=\"lab-chart\">{}</div>\n",
+                        svg.replace('\n', " ")
+                    );
                 }
                 Err(err) => {
-                    let _ = writeln!(html, "<div class=\"lab-missing\">No chart: {}</div>\n", escape(&format!("{err:#}")));
+                    let _ = writeln!(
+                        html,
+                        "<div class=\"lab-missing\">No chart: {}</div>\n",
+                        escape(&format!("{err:#}"))
+                    );
                 }
             }
         }

@@ -76,7 +76,9 @@ impl Engine {
         let started = Instant::now();
         let recorded_at = now();
         // Steps may build images (`docker compose up --build`): resolve the base first.
-        self.cluster.prepare_images(crate::images::BaseWay::Auto).await?;
+        self.cluster
+            .prepare_images(crate::images::BaseWay::Auto)
+            .await?;
         if let Some(pre) = &chapter.precondition {
             if pre.fresh {
                 self.note(&format!(
@@ -536,12 +538,44 @@ pub fn substitute(text: &str, captures: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Removes terminal escape sequences (colours, `ESC[2K` line erases that some CLIs
+/// print even to a pipe): the record keeps the text a reader sees.
+fn strip_ansi(output: &str) -> String {
+    let mut out = String::with_capacity(output.len());
+    let mut chars = output.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // CSI: parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn clip(output: &str) -> String {
+    let output = &strip_ansi(output);
     if output.len() <= MAX_OUTPUT {
         return output.to_string();
     }
-    let head_end = output.floor_char_boundary(MAX_OUTPUT / 2);
-    let tail_start = output.ceil_char_boundary(output.len() - MAX_OUTPUT / 2);
+    let mut head_end = MAX_OUTPUT / 2;
+    while !output.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = output.len() - MAX_OUTPUT / 2;
+    while !output.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
     let skipped = output[head_end..tail_start].lines().count();
     format!(
         "{}\n[… {skipped} lines left out …]\n{}",
@@ -629,6 +663,14 @@ mod tests {
             "psql:<stdin>:3: ERROR:  relation \"x\" does not exist\nINSERT 0 1\n",
         );
         assert_eq!(out, "ERROR:  relation \"x\" does not exist\nINSERT 0 1\n");
+    }
+
+    #[test]
+    fn escape_sequences_are_removed() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2K2026 LOG: x\n\u{1b}[31mred\u{1b}[0m\n"),
+            "2026 LOG: x\nred\n"
+        );
     }
 
     #[test]

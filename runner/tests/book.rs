@@ -62,7 +62,10 @@ fn record_fixture(book_dir: &Path) {
         server_version: Some("17.12".into()),
         duration_ms: 100,
         blocks: vec![
-            block(0, "   application_name    | sync_state \n-----------------------+------------\n postgres-sync-standby | sync\n(1 row)\n"),
+            block(
+                0,
+                "   application_name    | sync_state \n-----------------------+------------\n postgres-sync-standby | sync\n(1 row)\n",
+            ),
             check,
         ],
     };
@@ -75,13 +78,22 @@ fn offline_build_splices_records_into_the_html() {
     record_fixture(&dir);
     let summary = book::check(&dir).unwrap();
     assert!(summary.ok(), "{summary:?}");
-    assert_eq!((summary.blocks, summary.fresh, summary.checks_passed), (2, 2, 1));
+    assert_eq!(
+        (summary.blocks, summary.fresh, summary.checks_passed),
+        (2, 2, 1)
+    );
     let out = book::build(&dir, Some(Mode::Offline)).unwrap();
     let html = std::fs::read_to_string(out.join("chapter-1-streaming.html")).unwrap();
-    assert!(html.contains("postgres-sync-standby | sync"), "output spliced");
+    assert!(
+        html.contains("postgres-sync-standby | sync"),
+        "output spliced"
+    );
     assert!(html.contains("lab-check passed"), "check rendered");
     assert!(html.contains("nothing waits on SyncRep"));
-    assert!(html.contains("<span class=\"lab-value\""), "placeholder filled");
+    assert!(
+        html.contains("<span class=\"lab-value\""),
+        "placeholder filled"
+    );
     assert!(html.contains("PostgreSQL 17.12"), "metadata shown");
     assert!(!html.contains("sql lab on="), "lab attributes stripped");
     assert!(html.contains("language-sql"), "highlighting kept");
@@ -93,13 +105,22 @@ fn stale_record_fails_the_build_with_file_and_line() {
     let dir = fixture_copy("stale");
     record_fixture(&dir);
     let path = dir.join("src/chapter-1-streaming.md");
-    let text = std::fs::read_to_string(&path).unwrap().replace("sync_state FROM", "sync_state, state FROM");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("sync_state FROM", "sync_state, state FROM");
     std::fs::write(&path, text).unwrap();
     let summary = book::check(&dir).unwrap();
     assert_eq!((summary.stale, summary.fresh), (1, 1));
-    assert!(summary.problems[0].contains("src/chapter-1-streaming.md:7 [step-1]: stale"), "{:?}", summary.problems);
+    assert!(
+        summary.problems[0].contains("src/chapter-1-streaming.md:7 [step-1]: stale"),
+        "{:?}",
+        summary.problems
+    );
     let err = format!("{:#}", book::build(&dir, Some(Mode::Offline)).unwrap_err());
-    assert!(err.contains("chapter-1-streaming.md:7: stale record"), "{err}");
+    assert!(
+        err.contains("chapter-1-streaming.md:7: stale record"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -109,10 +130,16 @@ fn bad_markup_fails_with_line_and_column_and_keeps_records() {
     record_fixture(&dir);
     let before = std::fs::read_to_string(dir.join("recorded/chapter-1-streaming.json")).unwrap();
     let path = dir.join("src/chapter-1-streaming.md");
-    let text = std::fs::read_to_string(&path).unwrap().replace("```sql lab on=postgres-primary\n", "```sql lab on=postgres-primary timeout=soon\n");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "```sql lab on=postgres-primary\n",
+        "```sql lab on=postgres-primary timeout=soon\n",
+    );
     std::fs::write(&path, text).unwrap();
     let err = format!("{:#}", book::check(&dir).unwrap_err());
-    assert!(err.contains("src/chapter-1-streaming.md:7:32: malformed timeout"), "{err}");
+    assert!(
+        err.contains("src/chapter-1-streaming.md:7:32: malformed timeout"),
+        "{err}"
+    );
     let err = format!("{:#}", book::build(&dir, Some(Mode::Offline)).unwrap_err());
     assert!(err.contains("chapter-1-streaming.md:7:32"), "{err}");
     let after = std::fs::read_to_string(dir.join("recorded/chapter-1-streaming.json")).unwrap();
@@ -123,10 +150,26 @@ fn bad_markup_fails_with_line_and_column_and_keeps_records() {
 #[test]
 fn chapters_are_selected_by_number_name_or_stem() {
     let src = "```sh lab\necho\n```\n";
-    let mk = |path: &str| book::LabChapter { chapter: parse_chapter(path, path, src).unwrap(), source: src.into() };
-    let chapters = vec![mk("chapter-1-cluster.md"), mk("chapter-10-more.md"), mk("appendix.md")];
-    assert_eq!(book::select(&chapters, "1").unwrap().chapter.path, "chapter-1-cluster.md");
-    assert_eq!(book::select(&chapters, "chapter-10").unwrap().chapter.path, "chapter-10-more.md");
-    assert_eq!(book::select(&chapters, "appendix").unwrap().chapter.path, "appendix.md");
+    let mk = |path: &str| book::LabChapter {
+        chapter: parse_chapter(path, path, src).unwrap(),
+        source: src.into(),
+    };
+    let chapters = vec![
+        mk("chapter-1-cluster.md"),
+        mk("chapter-10-more.md"),
+        mk("appendix.md"),
+    ];
+    assert_eq!(
+        book::select(&chapters, "1").unwrap().chapter.path,
+        "chapter-1-cluster.md"
+    );
+    assert_eq!(
+        book::select(&chapters, "chapter-10").unwrap().chapter.path,
+        "chapter-10-more.md"
+    );
+    assert_eq!(
+        book::select(&chapters, "appendix").unwrap().chapter.path,
+        "appendix.md"
+    );
     assert!(book::select(&chapters, "7").is_err());
 }

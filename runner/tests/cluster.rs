@@ -16,28 +16,47 @@ async fn cluster_from_nothing_streams_and_serves_writes() {
     }
     let mut test = TestCluster::new("lab-test-cluster", 25440).await;
     let cluster = &mut test.cluster;
-    cluster.up(DEFAULT_SERVICES, BaseWay::Auto).await.expect("runner up");
+    cluster
+        .up(DEFAULT_SERVICES, BaseWay::Auto)
+        .await
+        .expect("runner up");
     let settings = cluster.settings.clone();
 
-    let primary = pg::connect(&settings, "postgres-primary", "db").await.unwrap();
+    let primary = pg::connect(&settings, "postgres-primary", "db")
+        .await
+        .unwrap();
     let rows = pg::rows(
         &primary,
         "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = 'postgres-sync-standby'",
     )
     .await
     .unwrap();
-    assert_eq!(rows, vec![vec![Some("streaming".to_string()), Some("sync".to_string())]]);
-    let slot = pg::scalar(&primary, "SELECT active FROM pg_replication_slots WHERE slot_name = 'postgres_sync_standby'")
-        .await
-        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Some("streaming".to_string()),
+            Some("sync".to_string())
+        ]]
+    );
+    let slot = pg::scalar(
+        &primary,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'postgres_sync_standby'",
+    )
+    .await
+    .unwrap();
     assert_eq!(slot.as_deref(), Some("t"));
 
     // A row written on the primary is readable on the standby (synchronous: at once
     // once remote_apply; with `on` it is flushed there, so poll briefly for replay).
-    pg::rows(&primary, "CREATE TABLE probe(v text); INSERT INTO probe VALUES ('written on the primary')")
+    pg::rows(
+        &primary,
+        "CREATE TABLE probe(v text); INSERT INTO probe VALUES ('written on the primary')",
+    )
+    .await
+    .unwrap();
+    let standby = pg::connect(&settings, "postgres-sync-standby", "db")
         .await
         .unwrap();
-    let standby = pg::connect(&settings, "postgres-sync-standby", "db").await.unwrap();
     let mut seen = None;
     for _ in 0..50 {
         if let Ok(v) = pg::scalar(&standby, "SELECT v FROM probe").await {
@@ -59,10 +78,23 @@ async fn cluster_from_nothing_streams_and_serves_writes() {
     assert!(id.is_some());
 
     // `up` again is a no-op, and `status` reports the standby as sync.
-    cluster.up(DEFAULT_SERVICES, BaseWay::Auto).await.expect("second up");
+    cluster
+        .up(DEFAULT_SERVICES, BaseWay::Auto)
+        .await
+        .expect("second up");
     let (nodes, cl_waiting) = cluster.status().await.unwrap();
-    let sync = nodes.iter().find(|n| n.service == "postgres-sync-standby").unwrap();
-    assert_eq!((sync.role.as_str(), sync.state.as_str(), sync.sync_state.as_str()), ("standby", "streaming", "sync"));
+    let sync = nodes
+        .iter()
+        .find(|n| n.service == "postgres-sync-standby")
+        .unwrap();
+    assert_eq!(
+        (
+            sync.role.as_str(),
+            sync.state.as_str(),
+            sync.sync_state.as_str()
+        ),
+        ("standby", "streaming", "sync")
+    );
     assert_eq!(sync.slot_active, "yes");
     assert_eq!(cl_waiting, Some(0));
 }

@@ -54,8 +54,14 @@ async fn fixture_chapter_runs_live_and_records() {
     }
     let test = TestCluster::new("lab-test-chapter", 25450).await;
     let chapter = parse_chapter("fixture.md", "fixture.md", CHAPTER).expect("fixture parses");
-    let mut engine = Engine { cluster: Cluster::clone_from(&test), stream: true };
-    let record = engine.run_chapter(&chapter).await.expect("the chapter runs");
+    let mut engine = Engine {
+        cluster: Cluster::clone_from(&test),
+        stream: true,
+    };
+    let record = engine
+        .run_chapter(&chapter)
+        .await
+        .expect("the chapter runs");
     let by_id = |id: &str| record.blocks.iter().find(|b| b.id == id).unwrap();
 
     assert_eq!(record.blocks.len(), chapter.blocks.len());
@@ -66,12 +72,23 @@ async fn fixture_chapter_runs_live_and_records() {
     // The commit hung in SyncRep and was cancelled at its bound, with PostgreSQL's warning.
     let hung = by_id("step-5");
     assert!(hung.timed_out && hung.ok, "{hung:#?}");
-    assert!(hung.output.contains("already committed locally"), "{}", hung.output);
-    assert!(by_id("step-6").check.as_ref().unwrap().passed, "{:#?}", by_id("step-6"));
+    assert!(
+        hung.output.contains("already committed locally"),
+        "{}",
+        hung.output
+    );
+    assert!(
+        by_id("step-6").check.as_ref().unwrap().passed,
+        "{:#?}",
+        by_id("step-6")
+    );
     // The background ticker ran while the other steps ran and was stopped by step 7.
     let ticker = by_id("ticker");
     assert!(ticker.ok && ticker.output.contains("tick 1"), "{ticker:#?}");
-    assert!(!ticker.output.contains("tick 100"), "stopped before its end");
+    assert!(
+        !ticker.output.contains("tick 100"),
+        "stopped before its end"
+    );
     assert!(by_id("step-7").output.contains(&format!("lsn was {lsn}")));
     // A check whose command fails while it is expected to succeed... here expected to fail: holds.
     let failing = by_id("step-8");
@@ -85,7 +102,11 @@ trait CloneCluster {
 
 impl CloneCluster for runner::cluster::Cluster {
     fn clone_from(test: &TestCluster) -> runner::cluster::Cluster {
-        runner::cluster::Cluster { settings: test.cluster.settings.clone(), engine: test.cluster.engine.clone(), base_resolved: false }
+        runner::cluster::Cluster {
+            settings: test.cluster.settings.clone(),
+            engine: test.cluster.engine.clone(),
+            base_resolved: false,
+        }
     }
 }
 

@@ -19,15 +19,22 @@ pub fn docker_tests_skipped() -> bool {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Settings for a private project `name`, its ports moved to `port_base`.. .
 pub fn test_settings(name: &str, port_base: u16) -> Settings {
     let mut settings = Settings::load(&repo_root()).expect("compose/.env");
-    settings.vars.insert("COMPOSE_PROJECT_NAME".into(), name.into());
+    settings
+        .vars
+        .insert("COMPOSE_PROJECT_NAME".into(), name.into());
     for (i, (_, var)) in SERVICES.iter().enumerate() {
-        settings.vars.insert(var.to_string(), (port_base + i as u16).to_string());
+        settings
+            .vars
+            .insert(var.to_string(), (port_base + i as u16).to_string());
     }
     settings
 }
@@ -40,9 +47,14 @@ pub struct TestCluster {
 
 impl TestCluster {
     pub async fn new(name: &str, port_base: u16) -> TestCluster {
-        let cluster = Cluster::connect(test_settings(name, port_base)).await.expect("docker");
+        let cluster = Cluster::connect(test_settings(name, port_base))
+            .await
+            .expect("docker");
         cluster.down(true).await.expect("tear down before");
-        TestCluster { cluster, runtime_handle: tokio::runtime::Handle::current() }
+        TestCluster {
+            cluster,
+            runtime_handle: tokio::runtime::Handle::current(),
+        }
     }
 }
 
