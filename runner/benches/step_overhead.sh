@@ -42,8 +42,8 @@ bare() {
 }
 bare_sh=$(bare bash -c true)
 bare_sql=$(bare docker exec "$container" psql -X -U postgres -d db -c 'SELECT 1')
-cat <<OUT
-steps: $steps of each kind
-sh_step_ms: $sh_ms (bare bash -c true: $bare_sh ms) overhead_ms: $(( sh_ms - bare_sh ))
-sql_step_ms: $sql_ms (bare docker exec psql: $bare_sql ms) overhead_ms: $(( sql_ms - bare_sql ))
-OUT
+awk -v n="$steps" -v s="$sh_ms" -v bs="$bare_sh" -v q="$sql_ms" -v bq="$bare_sql" 'BEGIN {
+  printf "steps: %d of each kind (medians)\n", n
+  printf "sh_step_ms: %.1f  bare bash -c true: %.1f  overhead_ms: %.1f\n", s, bs, s - bs
+  printf "sql_step_ms: %.1f  bare docker exec psql: %.1f  overhead_ms: %.1f\n", q, bq, q - bq
+}'
