@@ -87,6 +87,8 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
         chart
             .configure_mesh()
             .x_desc(series.x_label.as_str())
+            .x_label_formatter(&|x| compact(*x))
+            .y_label_formatter(&|y| compact(*y))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -121,8 +123,39 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
     Ok(out)
 }
 
+/// A short axis label: `1.5M`, `250k`, `4500`, `0.25`.
+fn compact(value: f64) -> String {
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    let abs = value.abs();
+    if abs >= 1e9 {
+        format!("{}G", trim(format!("{:.1}", value / 1e9)))
+    } else if abs >= 1e6 {
+        format!("{}M", trim(format!("{:.1}", value / 1e6)))
+    } else if abs >= 1e4 {
+        format!("{}k", trim(format!("{:.1}", value / 1e3)))
+    } else {
+        trim(format!("{value:.2}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn axis_labels_are_compact() {
+        assert_eq!(super::compact(140_000_000.0), "140M");
+        assert_eq!(super::compact(1_500_000.0), "1.5M");
+        assert_eq!(super::compact(25_000.0), "25k");
+        assert_eq!(super::compact(4500.0), "4500");
+        assert_eq!(super::compact(0.25), "0.25");
+        assert_eq!(super::compact(0.0), "0");
+    }
+
     use super::*;
 
     #[test]
