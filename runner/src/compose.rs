@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::settings::Settings;
@@ -43,8 +44,8 @@ pub fn command(settings: &Settings, args: &[&str]) -> Command {
 }
 
 /// Runs `docker compose ARGS`, bounded by `timeout`, and returns its combined output;
-/// fails with that output when compose fails. With `echo`, the output also goes to
-/// stderr as it arrives (long builds show progress).
+/// fails with that output when compose fails. With `echo`, each line also goes to
+/// stderr as it arrives, so long builds and waits show their progress.
 pub async fn run(
     settings: &Settings,
     args: &[&str],
@@ -52,25 +53,57 @@ pub async fn run(
     echo: bool,
 ) -> Result<String> {
     let shown = format!("docker compose {}", args.join(" "));
-    let mut cmd = command(settings, args);
-    let child = if echo {
-        cmd.stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()
-    } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
-    }
-    .with_context(|| {
-        format!("starting `{shown}` (is the docker CLI with the compose plugin installed?)")
-    })?;
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(output) => output.with_context(|| format!("running `{shown}`"))?,
+    let mut child = command(settings, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!("starting `{shown}` (is the docker CLI with the compose plugin installed?)")
+        })?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let collect = async {
+        let mut text = String::new();
+        let mut out = stdout.map(|s| BufReader::new(s).lines());
+        let mut err = stderr.map(|s| BufReader::new(s).lines());
+        let mut keep = |line: String| {
+            if echo {
+                eprintln!("  {line}");
+            }
+            text.push_str(&line);
+            text.push('\n');
+        };
+        loop {
+            tokio::select! {
+                line = next_line(&mut out), if out.is_some() => match line {
+                    Some(line) => keep(line),
+                    None => out = None,
+                },
+                line = next_line(&mut err), if err.is_some() => match line {
+                    Some(line) => keep(line),
+                    None => err = None,
+                },
+                else => break,
+            }
+        }
+        let status = child.wait().await;
+        (text, status)
+    };
+    let (text, status) = match tokio::time::timeout(timeout, collect).await {
+        Ok(done) => done,
         Err(_) => bail!("`{shown}` did not finish within {} s", timeout.as_secs()),
     };
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    if !output.status.success() {
-        bail!("`{shown}` failed ({}):\n{}", output.status, text.trim_end());
+    let status = status.with_context(|| format!("running `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status}):\n{}", text.trim_end());
     }
     Ok(text)
+}
+
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut Option<tokio::io::Lines<R>>,
+) -> Option<String> {
+    match lines {
+        Some(lines) => lines.next_line().await.ok().flatten(),
+        None => None,
+    }
 }

@@ -65,7 +65,12 @@ fn precondition_html(pre: &crate::lab::Precondition, stem: &str) -> String {
         String::from("\n<div class=\"lab-precondition\">\n<p><strong>Before you start.</strong> ");
     html.push_str(&escape(pre.text.trim()));
     html.push_str("</p>\n<p class=\"lab-meta\">");
-    if pre.services.is_empty() {
+    if pre.services.is_empty() && pre.fresh {
+        let _ = write!(
+            html,
+            "<code>runner exec {stem}</code> gets there by itself: <code>docker compose down -v</code>."
+        );
+    } else if pre.services.is_empty() {
         html.push_str("No cluster needed.");
     } else {
         let _ = write!(

@@ -173,3 +173,29 @@ fn chapters_are_selected_by_number_name_or_stem() {
     );
     assert!(book::select(&chapters, "7").is_err());
 }
+
+/// The spliced Markdown of the fixture chapter, compared with the committed snapshot
+/// (`LAB_SNAPSHOTS=overwrite cargo test --test book` rewrites it after a deliberate change).
+#[test]
+fn spliced_chapter_matches_its_snapshot() {
+    let dir = fixture_copy("snapshot");
+    record_fixture(&dir);
+    let chapters = book::lab_chapters(&dir).unwrap();
+    let lab = &chapters[0];
+    let record = record::load(&dir, &lab.chapter).unwrap().unwrap();
+    let spliced = runner::render::splice(&lab.source, &lab.chapter, &record);
+    let snapshot = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/chapter-1-streaming.spliced.md");
+    if std::env::var("LAB_SNAPSHOTS").as_deref() == Ok("overwrite") {
+        std::fs::write(&snapshot, &spliced).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&snapshot).expect("snapshot (LAB_SNAPSHOTS=overwrite to create)");
+    assert_eq!(
+        spliced,
+        expected,
+        "the spliced chapter differs from {}",
+        snapshot.display()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -98,3 +98,23 @@ async fn cluster_from_nothing_streams_and_serves_writes() {
     assert_eq!(sync.slot_active, "yes");
     assert_eq!(cl_waiting, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_already_taken_names_the_port_and_the_service() {
+    if docker_tests_skipped() {
+        return;
+    }
+    let held = std::net::TcpListener::bind("127.0.0.1:25460").expect("a free port to hold");
+    let mut test = TestCluster::new("lab-test-ports", 25460).await;
+    let err = test
+        .cluster
+        .up(DEFAULT_SERVICES, BaseWay::Auto)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("port 25460 on 127.0.0.1 (service postgres-primary, PRIMARY_PORT in compose/.env) is already in use"),
+        "{message}"
+    );
+    drop(held);
+}
