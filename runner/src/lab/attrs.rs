@@ -51,48 +51,41 @@ pub fn words(info: &str) -> Result<Vec<Word>, (usize, String)> {
     Ok(out)
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1m30s`, or a bare number of seconds.
+/// Parses `250ms`, `5s`, `2m`, `1m30s`, `1h`, or a bare number of seconds (`2.5`).
+/// The one duration syntax of the project: lab attributes and the CLI's flags.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let bad = || format!("{text:?} is not a duration (examples: 500ms, 10s, 2m, 1m30s, 1h)");
     if text.is_empty() {
-        return Err("empty duration".into());
+        return Err(bad());
     }
     if let Ok(secs) = text.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("{text:?} is not a duration"))
-        };
+        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text:?}: a unit (ms, s, m, h) must follow {rest:?}"))?;
+            .ok_or_else(bad)?;
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration (like 500ms, 30s, 2m)"));
+            return Err(bad());
         }
-        let value: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
             .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        let scale = match unit {
             "ms" => 0.001,
             "s" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
-            unit => {
-                return Err(format!(
-                    "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-                ));
-            }
+            _ => return Err(bad()),
         };
-        total += Duration::from_secs_f64(value * factor);
-        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
+        rest = tail;
     }
     Ok(total)
 }

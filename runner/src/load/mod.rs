@@ -205,40 +205,8 @@ impl LoadConfig {
     }
 }
 
-/// Parses a duration: `500ms`, `10s`, `2m`, `1h`, `1m30s`, or bare seconds (`2.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("{text:?} is not a duration (examples: 500ms, 10s, 2m, 1m30s, 1h)");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (number, tail) = rest.split_at(digits);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
-        rest = tail;
-    }
-    Ok(total)
-}
+/// Durations are written as in lab blocks: `500ms`, `10s`, `2m`, `1m30s`, bare seconds.
+pub use crate::lab::parse_duration;
 
 /// Parses a rate: a positive number of tx/s, or `unlimited` (also `0`).
 pub fn parse_rate(text: &str) -> Result<Option<f64>, String> {
