@@ -27,6 +27,11 @@ if [ "${1:-}" = "--print-tag" ]; then
   exit 0
 fi
 
+# One build at a time (tests bring up several clusters at once); the second waits,
+# then finds the image built.
+exec 9>"${TMPDIR:-/tmp}/replication-lab-base.lock"
+flock 9
+
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "base image $tag: already built"
   exit 0
