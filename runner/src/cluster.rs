@@ -29,6 +29,7 @@ pub const DEFAULT_SERVICES: &[&str] = &["postgres-primary", "postgres-sync-stand
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A handle on the lab cluster: settings plus a Docker connection.
+#[derive(Clone)]
 pub struct Cluster {
     /// The project's settings (with `BASE_IMAGE` resolved once [`Cluster::prepare_images`] ran).
     pub settings: Settings,

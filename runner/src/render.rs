@@ -7,7 +7,6 @@
 //! behind it. `{{name}}` placeholders in the prose become the values captured in the
 //! same run. Output is HTML-escaped; styles live in `theme/lab.css`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
@@ -313,11 +312,6 @@ pub fn capture_line(output: &str, name: &str) -> Option<String> {
     })
 }
 
-/// The captured values of a record, for callers that show them.
-pub fn captures(record: &ChapterRecord) -> BTreeMap<String, String> {
-    record.captures()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,7 +333,7 @@ mod tests {
             started_at: "2026-11-27T10:00:00Z".into(),
             server_version: Some("17.12 (Debian 17.12-0+deb13u1)".into()),
             check: None,
-            captures: BTreeMap::new(),
+            captures: Default::default(),
             attempts: 1,
         }
     }

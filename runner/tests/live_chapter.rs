@@ -55,7 +55,7 @@ async fn fixture_chapter_runs_live_and_records() {
     let test = TestCluster::new("lab-test-chapter", 25450).await;
     let chapter = parse_chapter("fixture.md", "fixture.md", CHAPTER).expect("fixture parses");
     let mut engine = Engine {
-        cluster: Cluster::clone_from(&test),
+        cluster: test.cluster.clone(),
         stream: true,
     };
     let record = engine
@@ -95,19 +95,3 @@ async fn fixture_chapter_runs_live_and_records() {
     assert!(failing.ok, "{failing:#?}");
     drop(engine);
 }
-
-trait CloneCluster {
-    fn clone_from(test: &TestCluster) -> runner::cluster::Cluster;
-}
-
-impl CloneCluster for runner::cluster::Cluster {
-    fn clone_from(test: &TestCluster) -> runner::cluster::Cluster {
-        runner::cluster::Cluster {
-            settings: test.cluster.settings.clone(),
-            engine: test.cluster.engine.clone(),
-            base_resolved: false,
-        }
-    }
-}
-
-use runner::cluster::Cluster;

@@ -42,7 +42,6 @@ pub fn test_settings(name: &str, port_base: u16) -> Settings {
 /// A cluster torn down (with its volumes) when created and when dropped.
 pub struct TestCluster {
     pub cluster: Cluster,
-    runtime_handle: tokio::runtime::Handle,
 }
 
 impl TestCluster {
@@ -51,10 +50,7 @@ impl TestCluster {
             .await
             .expect("docker");
         cluster.down(true).await.expect("tear down before");
-        TestCluster {
-            cluster,
-            runtime_handle: tokio::runtime::Handle::current(),
-        }
+        TestCluster { cluster }
     }
 }
 
@@ -71,6 +67,5 @@ impl Drop for TestCluster {
             })
         })
         .join();
-        let _ = &self.runtime_handle;
     }
 }
