@@ -102,20 +102,13 @@ impl Engine {
         let mut background: HashMap<String, Background> = HashMap::new();
 
         for block in &chapter.blocks {
-            for id in &block.stops {
+            let stops = block.stops.iter().map(|id| (id, true));
+            for (id, stop) in stops.chain(block.awaits.iter().map(|id| (id, false))) {
                 if let Some(bg) = background.remove(id) {
-                    let record = self
-                        .finish_background(chapter, bg, true, &server_version)
+                    let (index, record) = self
+                        .finish_background(chapter, bg, stop, &server_version)
                         .await;
-                    records[record.0] = Some(record.1);
-                }
-            }
-            for id in &block.awaits {
-                if let Some(bg) = background.remove(id) {
-                    let record = self
-                        .finish_background(chapter, bg, false, &server_version)
-                        .await;
-                    records[record.0] = Some(record.1);
+                    records[index] = Some(record);
                 }
             }
             let command = substitute(&block.body, &captures);

@@ -113,15 +113,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     assert!(summary.acknowledged > 0, "no write acknowledged");
     assert_eq!(summary.errors, 0);
     assert!(summary.latency.p99_ms > 0.0);
-    let conninfo = settings.conninfo("postgres-primary", "db").unwrap();
-    let report = verify::verify(
-        &ledger,
-        &conninfo,
-        "postgres-primary",
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("verify: {err:#}"));
+    let report = verify_on(&settings, &ledger, "postgres-primary").await;
     eprintln!("{}", report.key_values());
     assert_eq!(report.check.acknowledged as u64, summary.acknowledged);
     assert_eq!(report.check.ok as u64, summary.acknowledged);
@@ -222,14 +214,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         .unwrap_or(0);
     assert!(cancelled >= 2, "{:?}", summary.errors_by_class);
     assert_eq!(summary.client_cancels, summary.attempted);
-    let report = verify::verify(
-        &ledger,
-        &conninfo,
-        "postgres-primary",
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let report = verify_on(&settings, &ledger, "postgres-primary").await;
     eprintln!("{}", report.key_values());
     assert_eq!(report.check.recovered.len() as u64, cancelled);
     assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
@@ -345,15 +330,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     let promoted = pg::scalar(&standby, "SELECT pg_promote()").await.unwrap();
     assert_eq!(promoted.as_deref(), Some("t"));
 
-    let conninfo = settings.conninfo("postgres-async-standby", "db").unwrap();
-    let report = verify::verify(
-        &ledger,
-        &conninfo,
-        "postgres-async-standby",
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("verify: {err:#}"));
+    let report = verify_on(&settings, &ledger, "postgres-async-standby").await;
     eprintln!("{}", report.key_values());
 
     // The same loss, computed here from the ledger and the promoted node's rows.
@@ -399,4 +376,12 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         first.attempted_at
     );
     drop(test);
+}
+
+/// Verifies `ledger` against `service`, failing the test on any error.
+async fn verify_on(settings: &Settings, ledger: &Path, service: &str) -> verify::VerifyReport {
+    let conninfo = settings.conninfo(service, "db").unwrap();
+    verify::verify(ledger, &conninfo, service, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|err| panic!("verify on {service}: {err:#}"))
 }
