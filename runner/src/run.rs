@@ -51,21 +51,34 @@ struct Outcome {
     table: Option<(Vec<String>, Vec<Vec<String>>)>,
 }
 
-struct Background {
+/// A shell step's process group and the output collected from it so far.
+struct Running {
     child: Child,
     pgid: Pid,
     output: Arc<Mutex<String>>,
     reader: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The output so far, once the reader has drained the pipe (bounded).
+    async fn collected(&mut self) -> String {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.reader).await;
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
+struct Background {
+    run: Running,
     started: Instant,
     started_at: String,
     index: usize,
     command: String,
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = killpg(self.pgid, Signal::SIGKILL);
-    }
 }
 
 impl Engine {
@@ -228,24 +241,34 @@ impl Engine {
         cmd
     }
 
-    async fn shell(&self, command: &str, timeout: Duration) -> Result<Outcome> {
+    /// Starts `command` in a process group of its own, collecting its output.
+    fn start_shell(&self, command: &str, echo: bool) -> Result<Running> {
         let mut child = self
             .shell_command(command)
             .spawn()
             .context("starting bash")?;
         let pgid = Pid::from_raw(child.id().context("bash exited at once")? as i32);
         let output = Arc::new(Mutex::new(String::new()));
-        let reader = spawn_reader(&mut child, output.clone(), self.stream);
+        let reader = spawn_reader(&mut child, output.clone(), echo);
+        Ok(Running {
+            child,
+            pgid,
+            output,
+            reader,
+        })
+    }
+
+    async fn shell(&self, command: &str, timeout: Duration) -> Result<Outcome> {
+        let mut run = self.start_shell(command, self.stream)?;
         let mut outcome = Outcome::default();
-        match tokio::time::timeout(timeout, child.wait()).await {
+        match tokio::time::timeout(timeout, run.child.wait()).await {
             Ok(status) => outcome.exit_code = status?.code().map(i64::from),
             Err(_) => {
                 outcome.timed_out = true;
-                stop_group(&mut child, pgid, Duration::from_secs(5)).await;
+                stop_group(&mut run.child, run.pgid, Duration::from_secs(5)).await;
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
-        outcome.output = output.lock().map(|o| o.clone()).unwrap_or_default();
+        outcome.output = run.collected().await;
         Ok(outcome)
     }
 
@@ -313,18 +336,8 @@ impl Engine {
         if block.runner != Runner::Shell {
             bail!("{}: only shell steps run in the background", block.id);
         }
-        let mut child = self
-            .shell_command(command)
-            .spawn()
-            .context("starting bash")?;
-        let pgid = Pid::from_raw(child.id().context("bash exited at once")? as i32);
-        let output = Arc::new(Mutex::new(String::new()));
-        let reader = spawn_reader(&mut child, output.clone(), false);
         Ok(Background {
-            child,
-            pgid,
-            output,
-            reader,
+            run: self.start_shell(command, false)?,
             started: Instant::now(),
             started_at: now(),
             index: block.index,
@@ -345,22 +358,21 @@ impl Engine {
         let mut outcome = Outcome::default();
         let limit = block.timeout.saturating_sub(bg.started.elapsed());
         if stop {
-            let _ = killpg(bg.pgid, Signal::SIGINT);
+            let _ = killpg(bg.run.pgid, Signal::SIGINT);
         }
         let wait = if stop {
             STOP_GRACE.min(limit.max(Duration::from_secs(1)))
         } else {
             limit
         };
-        match tokio::time::timeout(wait, bg.child.wait()).await {
+        match tokio::time::timeout(wait, bg.run.child.wait()).await {
             Ok(Ok(status)) => outcome.exit_code = status.code().map(i64::from),
             _ => {
                 outcome.timed_out = true;
-                stop_group(&mut bg.child, bg.pgid, Duration::from_secs(5)).await;
+                stop_group(&mut bg.run.child, bg.run.pgid, Duration::from_secs(5)).await;
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut bg.reader).await;
-        outcome.output = bg.output.lock().map(|o| o.clone()).unwrap_or_default();
+        outcome.output = bg.run.collected().await;
         // A step we stopped on purpose ends by SIGINT: that is its expected end.
         if stop && !outcome.timed_out && outcome.exit_code.is_none_or(|c| c == 130) {
             outcome.exit_code = Some(0);
