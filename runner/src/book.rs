@@ -367,10 +367,7 @@ fn run_live(book_dir: &Path, mode: Mode) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let cluster = crate::cluster::Cluster::connect(settings).await?;
-        let mut engine = crate::run::Engine {
-            cluster,
-            stream: true,
-        };
+        let mut engine = crate::run::Engine::new(cluster, true);
         let mut failed = Vec::new();
         for lab in &todo {
             eprintln!("lab: running {} live", lab.chapter.path);

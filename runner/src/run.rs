@@ -9,6 +9,7 @@
 //! stopped (SIGINT, then SIGKILL) by a later `stop=`, or at the end of the chapter.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,16 +40,23 @@ pub struct Engine {
     pub cluster: Cluster,
     /// Print each step and its output to stderr as it runs.
     pub stream: bool,
+    /// The chapter's shell variables, carried from one shell step to the next as a
+    /// reader's terminal carries them (`t_kill=$(date +%s.%N)` in one block, `$t_kill`
+    /// in a later one): each step sources the file and writes its variables back.
+    shell_state: PathBuf,
 }
 
 /// What one attempt of a step produced.
 #[derive(Debug, Default, Clone)]
-struct Outcome {
-    output: String,
-    exit_code: Option<i64>,
-    timed_out: bool,
+pub(crate) struct Outcome {
+    /// Standard output and error, interleaved.
+    pub(crate) output: String,
+    /// Exit status; `None` when stopped at its bound.
+    pub(crate) exit_code: Option<i64>,
+    /// Whether the step hit its bound.
+    pub(crate) timed_out: bool,
     /// For checks and captures from SQL: the result as (header, rows).
-    table: Option<(Vec<String>, Vec<Vec<String>>)>,
+    pub(crate) table: Option<(Vec<String>, Vec<Vec<String>>)>,
 }
 
 /// A shell step's process group and the output collected from it so far.
@@ -82,6 +90,20 @@ struct Background {
 }
 
 impl Engine {
+    /// An engine for `cluster`; `stream` prints each step and its output as it runs.
+    pub fn new(cluster: Cluster, stream: bool) -> Engine {
+        let shell_state = std::env::temp_dir().join(format!(
+            "lab-shell-state-{}-{}.sh",
+            std::process::id(),
+            cluster.settings.project()
+        ));
+        Engine {
+            cluster,
+            stream,
+            shell_state,
+        }
+    }
+
     /// Brings the cluster to the chapter's precondition, runs every block, and returns
     /// the record. Step failures are recorded (`ok: false`), not returned as errors;
     /// an error means the run itself could not proceed (the cluster would not come up).
@@ -109,8 +131,10 @@ impl Engine {
             }
         }
         let server_version = self.server_version().await;
+        // A new chapter starts in a new terminal: no variables yet.
+        std::fs::write(&self.shell_state, "")
+            .with_context(|| format!("creating {}", self.shell_state.display()))?;
 
-        let mut captures: BTreeMap<String, String> = BTreeMap::new();
         let mut records: Vec<Option<BlockRecord>> = vec![None; chapter.blocks.len()];
         let mut background: HashMap<String, Background> = HashMap::new();
 
@@ -124,7 +148,7 @@ impl Engine {
                     records[index] = Some(record);
                 }
             }
-            let command = substitute(&block.body, &captures);
+            let command = block.body.clone();
             self.announce(chapter, block, &command);
             if block.background {
                 let bg = self.spawn_background(block, &command).await?;
@@ -132,7 +156,6 @@ impl Engine {
                 continue;
             }
             let record = self.run_block(block, &command, &server_version).await;
-            captures.extend(record.captures.clone());
             self.report(&record, block);
             records[block.index] = Some(record);
         }
@@ -145,6 +168,7 @@ impl Engine {
             records[index] = Some(record);
         }
 
+        let _ = std::fs::remove_file(&self.shell_state);
         Ok(ChapterRecord {
             chapter: chapter.path.clone(),
             recorded_at,
@@ -218,19 +242,56 @@ impl Engine {
             Runner::Shell => self.shell(command, timeout).await,
             Runner::Sql { service, database } => {
                 let tabular = block.check || !block.captures.is_empty();
-                self.psql(service, database, command, timeout, tabular)
+                let vars = self.psql_vars(block)?;
+                self.psql(service, database, &vars, command, timeout, tabular)
                     .await
             }
         }
     }
 
-    fn shell_command(&self, command: &str) -> Command {
+    /// The values of a SQL block's `vars=`, read from the chapter's shell variables.
+    fn psql_vars(&self, block: &Block) -> Result<Vec<(String, String)>> {
+        if block.vars.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = block.vars.join(" ");
+        let script = format!(
+            "source \"$LAB_SHELL_STATE\"; for v in {names}; do \
+               if [ -z \"${{!v+set}}\" ]; then echo \"no shell variable $v: an earlier step sets it\" >&2; exit 1; fi; \
+               printf '%s\\0' \"${{!v}}\"; done"
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("LAB_SHELL_STATE", &self.shell_state)
+            .output()
+            .context("reading the chapter's shell variables")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let values = String::from_utf8_lossy(&out.stdout);
+        Ok(block
+            .vars
+            .iter()
+            .cloned()
+            .zip(values.split('\0').map(str::to_string))
+            .collect())
+    }
+
+    /// `bash` running `command` with the chapter's shell variables; a foreground step
+    /// writes its variables back when it ends (a background one, like a reader's `&`
+    /// job, runs in a copy of the shell whose variables are its own).
+    fn shell_command(&self, command: &str, keeps_state: bool) -> Command {
+        let save = if keeps_state { SAVE_SHELL_STATE } else { "" };
         let mut cmd = Command::new("bash");
         cmd.arg("-e")
             .arg("-o")
             .arg("pipefail")
             .arg("-c")
-            .arg(format!("exec 2>&1\n{command}"))
+            .arg(format!(
+                "exec 2>&1\nsource \"$LAB_SHELL_STATE\"\n{save}{command}"
+            ))
+            .env("LAB_SHELL_STATE", &self.shell_state)
             .current_dir(self.cluster.settings.compose_dir())
             .envs(compose::environment(&self.cluster.settings))
             .env("PATH", path_with_runner())
@@ -242,9 +303,9 @@ impl Engine {
     }
 
     /// Starts `command` in a process group of its own, collecting its output.
-    fn start_shell(&self, command: &str, echo: bool) -> Result<Running> {
+    fn start_shell(&self, command: &str, echo: bool, keeps_state: bool) -> Result<Running> {
         let mut child = self
-            .shell_command(command)
+            .shell_command(command, keeps_state)
             .spawn()
             .context("starting bash")?;
         let pgid = Pid::from_raw(child.id().context("bash exited at once")? as i32);
@@ -259,7 +320,7 @@ impl Engine {
     }
 
     async fn shell(&self, command: &str, timeout: Duration) -> Result<Outcome> {
-        let mut run = self.start_shell(command, self.stream)?;
+        let mut run = self.start_shell(command, self.stream, true)?;
         let mut outcome = Outcome::default();
         match tokio::time::timeout(timeout, run.child.wait()).await {
             Ok(status) => outcome.exit_code = status?.code().map(i64::from),
@@ -276,10 +337,12 @@ impl Engine {
         &self,
         service: &str,
         database: &str,
+        vars: &[(String, String)],
         sql: &str,
         timeout: Duration,
         tabular: bool,
     ) -> Result<Outcome> {
+        let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut args = vec![
             "psql",
             "-X",
@@ -290,6 +353,9 @@ impl Engine {
             "-v",
             "ON_ERROR_STOP=1",
         ];
+        for var in &vars {
+            args.extend(["-v", var.as_str()]);
+        }
         if tabular {
             args.push("--csv");
         }
@@ -337,7 +403,7 @@ impl Engine {
             bail!("{}: only shell steps run in the background", block.id);
         }
         Ok(Background {
-            run: self.start_shell(command, false)?,
+            run: self.start_shell(command, false, false)?,
             started: Instant::now(),
             started_at: now(),
             index: block.index,
@@ -467,7 +533,7 @@ impl Engine {
 }
 
 /// Whether an outcome meets the block's expectation; its check and captures.
-fn judge(
+pub(crate) fn judge(
     block: &Block,
     outcome: &Outcome,
 ) -> (Option<CheckRecord>, BTreeMap<String, String>, bool) {
@@ -534,18 +600,9 @@ fn ran_on(block: &Block) -> String {
     }
 }
 
-/// Replaces `{{name}}` with captured values; unknown names stay as written.
-pub fn substitute(text: &str, captures: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_string();
-    for (name, value) in captures {
-        out = out.replace(&format!("{{{{{name}}}}}"), value);
-    }
-    out
-}
-
 /// Removes terminal escape sequences (colours, `ESC[2K` line erases that some CLIs
 /// print even to a pipe): the record keeps the text a reader sees.
-fn strip_ansi(output: &str) -> String {
+pub(crate) fn strip_ansi(output: &str) -> String {
     let mut out = String::with_capacity(output.len());
     let mut chars = output.chars().peekable();
     while let Some(c) = chars.next() {
@@ -634,7 +691,7 @@ async fn stop_group(child: &mut Child, pgid: Pid, grace: Duration) {
 
 /// `PATH` with the folder of the running executable first, so chapters can call
 /// `runner` (and `mdbook-lab` live runs find the `runner` built beside it).
-fn path_with_runner() -> String {
+pub(crate) fn path_with_runner() -> String {
     let path = std::env::var("PATH").unwrap_or_default();
     match std::env::current_exe()
         .ok()
@@ -645,22 +702,27 @@ fn path_with_runner() -> String {
     }
 }
 
+/// Now, UTC, to the millisecond: the timeline places steps by it.
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// Saves the shell's own variables (lower-case names, not exported) when the step
+/// ends, however it ends, for the next step to source.
+const SAVE_SHELL_STATE: &str = r#"__lab_save() {
+  local __lab_v
+  for __lab_v in $(compgen -v); do
+    case "$__lab_v" in [a-z]*) ;; *) continue ;; esac
+    [[ "$(declare -p "$__lab_v" 2>/dev/null)" =~ ^declare\ -[a-zA-Z]*[xr] ]] && continue
+    declare -p "$__lab_v" 2>/dev/null
+  done >"$LAB_SHELL_STATE.new" && mv -f "$LAB_SHELL_STATE.new" "$LAB_SHELL_STATE"
+}
+trap __lab_save EXIT
+"#;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn substitute_replaces_known_names_only() {
-        let caps = BTreeMap::from([("lsn".to_string(), "0/3000060".to_string())]);
-        assert_eq!(
-            substitute("SELECT '{{lsn}}', '{{other}}'", &caps),
-            "SELECT '0/3000060', '{{other}}'"
-        );
-    }
 
     #[test]
     fn psql_prefix_is_stripped() {

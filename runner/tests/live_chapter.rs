@@ -54,10 +54,7 @@ async fn fixture_chapter_runs_live_and_records() {
     }
     let test = TestCluster::new("lab-test-chapter", 25450).await;
     let chapter = parse_chapter("fixture.md", "fixture.md", CHAPTER).expect("fixture parses");
-    let mut engine = Engine {
-        cluster: test.cluster.clone(),
-        stream: true,
-    };
+    let mut engine = Engine::new(test.cluster.clone(), true);
     let record = engine
         .run_chapter(&chapter)
         .await

@@ -64,10 +64,7 @@ pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let cluster = Cluster::connect(settings).await?;
-    let mut engine = Engine {
-        cluster,
-        stream: true,
-    };
+    let mut engine = Engine::new(cluster, true);
     let mut failed = 0;
     for lab in selected {
         let chapter = &lab.chapter;

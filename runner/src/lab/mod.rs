@@ -19,12 +19,14 @@
 
 mod attrs;
 mod parse;
+mod typed;
 
 use std::ops::Range;
 use std::time::Duration;
 
 pub use attrs::parse_duration;
 pub use parse::{code_spans, parse_chapter, placeholders};
+pub use typed::{Typed, typed};
 
 /// The default bound on one step.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -97,6 +99,23 @@ pub struct Block {
     pub awaits: Vec<String>,
     /// Draw the output (columns under a header) as a chart with this title.
     pub chart: Option<String>,
+    /// For SQL blocks: shell variables handed to psql as `-v name="$name"`, so a value
+    /// an earlier shell step kept reaches the SQL as `:'name'` (the reader types the same).
+    pub vars: Vec<String>,
+    /// A moment of the chapter, marked with this label on the timeline of any writer
+    /// running in the background while the step runs (`event="kill the primary"`).
+    pub event: Option<String>,
+    /// For a background `runner load`: draw its per-second line as a timeline with this
+    /// title (acknowledged and failed transactions per second, the chapter's events marked),
+    /// its full output collapsed below.
+    pub timeline: Option<String>,
+}
+
+impl Block {
+    /// The shell variable a background step's process id is kept in (`writer=$!`): its id.
+    pub fn job_var(&self) -> &str {
+        &self.id
+    }
 }
 
 impl Block {

@@ -1,6 +1,6 @@
 //! Finding lab blocks in a chapter (pulldown-cmark, with source offsets).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
@@ -60,17 +60,23 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
         }
     }
 
-    // Duplicate ids, and references to ids that do not exist or are not background.
-    let mut seen = HashSet::new();
+    // Duplicate ids (naming both lines), and references to ids that do not exist or
+    // are not background steps.
+    let mut first_line: HashMap<&str, usize> = HashMap::new();
     for block in &blocks {
-        if !seen.insert(block.id.clone()) {
+        if let Some(first) = first_line.get(block.id.as_str()) {
             let (line, column) = line_column(source, block.span.start);
             errors.push(LabError {
                 file: file.into(),
                 line,
                 column,
-                message: format!("duplicate id {:?}", block.id),
+                message: format!(
+                    "duplicate id {:?}: line {first} already has it",
+                    block.id
+                ),
             });
+        } else {
+            first_line.insert(&block.id, block.line);
         }
     }
     for block in &blocks {
@@ -101,6 +107,26 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
         .iter()
         .flat_map(|b| b.captures.iter().map(String::as_str))
         .collect();
+    // Inside a lab block a `{{name}}` would put the recorded run's value into what the
+    // reader types: values travel between steps in shell variables instead.
+    for block in &blocks {
+        let body_at = block.span.start + source[block.span.clone()].find('\n').map_or(0, |i| i + 1);
+        for (name, at) in placeholders(&block.body, &[]) {
+            if captures.contains(name.as_str()) {
+                let (line, column) = line_column(source, body_at + at.start);
+                errors.push(LabError {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!(
+                        "{{{{{name}}}}} inside a lab block would type the recorded run's value: \
+                         keep the value in a shell variable (name=$(...)) or psql's \\gset, \
+                         and pass it to SQL with vars={name}"
+                    ),
+                });
+            }
+        }
+    }
     let code: Vec<Range<usize>> = code_spans(source);
     for (name, at) in placeholders(source, &code) {
         if !captures.contains(name.as_str()) {
@@ -159,6 +185,13 @@ pub fn placeholders(source: &str, code: &[Range<usize>]) -> Vec<(String, Range<u
         }
     }
     found
+}
+
+/// Whether `name` can be a shell variable (and a psql variable).
+fn is_shell_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 enum Kind {
@@ -304,13 +337,20 @@ impl FencedBlock<'_> {
             stops: Vec::new(),
             awaits: Vec::new(),
             chart: None,
+            vars: Vec::new(),
+            event: None,
+            timeline: None,
         };
+        let mut seen: HashSet<&str> = HashSet::new();
         for word in &words[2..] {
             let err = |message: String| self.error(word.offset, message);
             let (key, value) = match word.text.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (word.text.as_str(), None),
             };
+            if !seen.insert(key) {
+                return Err(err(format!("attribute `{key}` is given twice")));
+            }
             let need = |v: Option<&str>| {
                 v.filter(|v| !v.is_empty())
                     .map(str::to_string)
@@ -356,6 +396,21 @@ impl FencedBlock<'_> {
                     Runner::Shell => return Err(err("`db=` is for sql blocks".into())),
                 },
                 "claim" => block.claim = Some(need(value)?),
+                "event" => block.event = Some(need(value)?),
+                "timeline" => block.timeline = Some(need(value)?),
+                "vars" => {
+                    if block.runner == Runner::Shell {
+                        return Err(err("`vars=` is for sql blocks: a shell step reads its variables itself".into()));
+                    }
+                    for name in need(value)?.split(',') {
+                        if !is_shell_name(name) {
+                            return Err(err(format!(
+                                "vars: {name:?} is not a shell variable name (letters, digits, _)"
+                            )));
+                        }
+                        block.vars.push(name.to_string());
+                    }
+                }
                 "chart" => block.chart = Some(need(value)?),
                 "background" => {
                     flag(value)?;
@@ -405,7 +460,8 @@ impl FencedBlock<'_> {
                 _ => {
                     return Err(err(format!(
                         "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
-                         wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart)"
+                         wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart, \
+                         vars, event, timeline)"
                     )));
                 }
             }
@@ -418,6 +474,22 @@ impl FencedBlock<'_> {
         }
         if block.background && block.wait_until {
             return Err(self.error(0, "a background step cannot wait-until".into()));
+        }
+        if block.background && !is_shell_name(&block.id) {
+            return Err(self.error(
+                0,
+                format!(
+                    "a background step's id names the shell variable that keeps its process id \
+                     (`{}=$!`): {:?} is not a shell name (letters, digits, _)",
+                    block.id, block.id
+                ),
+            ));
+        }
+        if (!block.stops.is_empty() || !block.awaits.is_empty()) && block.runner != Runner::Shell {
+            return Err(self.error(0, "stop=/await= are for sh blocks (the reader types `kill`/`wait`)".into()));
+        }
+        if block.timeline.is_some() && !block.background {
+            return Err(self.error(0, "timeline= draws a background writer's progress: add `background`".into()));
         }
         Ok(block)
     }
