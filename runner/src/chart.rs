@@ -124,7 +124,7 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
 }
 
 /// A short axis label: `1.5M`, `250k`, `4500`, `0.25`.
-fn compact(value: f64) -> String {
+pub(crate) fn compact(value: f64) -> String {
     let trim = |s: String| {
         if s.contains('.') {
             s.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Build the images if needed, start the cluster and wait until every standby streams.
     Up(cmd::up::UpArgs),
+    /// Print the Debian base image the lab's images build from, making it when missing
+    /// (`export BASE_IMAGE=$(runner base)` before `docker compose up --build`).
+    Base(cmd::base::BaseArgs),
     /// Stop and remove the cluster's containers (and volumes with --volumes).
     Down(cmd::down::DownArgs),
     /// One row per node: role, state, sync_state, replay lag, slot; pgbouncer's cl_waiting.
@@ -60,6 +63,7 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
     let settings = runner::settings::Settings::discover()?;
     match command {
         Command::Up(args) => cmd::up::run(settings, args).await,
+        Command::Base(args) => cmd::base::run(settings, args).await,
         Command::Down(args) => cmd::down::run(settings, args).await,
         Command::Status => cmd::status::run(settings).await,
         Command::Exec(args) => cmd::exec::run(settings, args).await,

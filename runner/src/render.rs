@@ -1,18 +1,23 @@
 //! Turning records into what the reader sees.
 //!
 //! [`splice`] replaces each lab block of a chapter — by its byte span, never by
-//! re-serialising the Markdown — with the block as the reader would type it (lab
-//! attributes stripped, so highlighting works), followed by its recorded output, when
-//! and against what it was recorded, and for checks the verified claim with the figure
-//! behind it. `{{name}}` placeholders in the prose become the values captured in the
-//! same run. Output is HTML-escaped; styles live in `theme/lab.css`.
+//! re-serialising the Markdown — with the block as the reader types it
+//! ([`crate::lab::typed`]: a background step's `&` and `writer=$!`, a stop's `kill -INT`,
+//! the psql command a SQL block is typed into, and what to do beyond typing), followed by
+//! its recorded output, when and against what it was recorded, and for checks the
+//! verified claim with the figure behind it. A background step's output is shown where
+//! it ends — at the step that stops or awaits it, or at the chapter's end — and a
+//! `timeline=` writer's as a chart of its run with the chapter's `event=`s marked
+//! ([`crate::timeline`]). `{{name}}` placeholders in the prose become the values captured
+//! in the same run. Output is HTML-escaped; styles live in `theme/head.hbs`.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
-use crate::lab::{Block, Chapter, Runner, code_spans, placeholders};
+use crate::lab::{Block, Chapter, Runner, code_spans, placeholders, typed};
 use crate::record::{BlockRecord, ChapterRecord};
+use crate::timeline::{self, Event, Timeline};
 
 /// Renders `source` (the chapter's Markdown) with the records spliced in.
 /// `record` must hold a fresh record for every block (checked by the caller).
@@ -21,15 +26,33 @@ pub fn splice(source: &str, chapter: &Chapter, record: &ChapterRecord) -> String
     if let Some(pre) = &chapter.precondition {
         edits.push((pre.span.clone(), precondition_html(pre, &chapter.stem())));
     }
+    let ends = background_ends(chapter);
     for block in &chapter.blocks {
-        let rendered = match record.fresh_for(block) {
+        let mut rendered = match record.fresh_for(block) {
             Some(r) => block_html(block, r),
             None => format!(
                 "\n<div class=\"lab-missing\">No record of this step (`runner exec {}`).</div>\n",
                 chapter.stem()
             ),
         };
+        for (bg, end) in &ends {
+            if *end == End::At(block.index) {
+                rendered.push_str(&ended_html(chapter, record, &chapter.blocks[*bg], *end));
+            }
+        }
         edits.push((block.span.clone(), rendered));
+    }
+    let mut tail = String::new();
+    for (bg, end) in &ends {
+        if *end == End::ChapterEnd {
+            tail.push_str(&ended_html(chapter, record, &chapter.blocks[*bg], *end));
+        }
+    }
+    if !tail.is_empty() {
+        if !source.ends_with('\n') {
+            tail.insert(0, '\n');
+        }
+        edits.push((source.len()..source.len(), tail));
     }
     let captures = record.captures();
     let code = code_spans(source);
@@ -57,6 +80,125 @@ pub fn splice(source: &str, chapter: &Chapter, record: &ChapterRecord) -> String
     }
     out.push_str(&source[at..]);
     out
+}
+
+/// Where a background step's output is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// After the output of the block (by index) that stops or awaits it.
+    At(usize),
+    /// After the chapter's last block: nothing stops it.
+    ChapterEnd,
+}
+
+/// Each background step (by index) and where it ends: the first later block that stops or
+/// awaits it, in the order that block names them (stops, then awaits).
+fn background_ends(chapter: &Chapter) -> Vec<(usize, End)> {
+    let mut ends: Vec<(usize, End, usize)> = chapter
+        .blocks
+        .iter()
+        .filter(|b| b.background)
+        .map(|bg| {
+            chapter.blocks[bg.index + 1..]
+                .iter()
+                .find_map(|later| {
+                    later
+                        .stops
+                        .iter()
+                        .chain(&later.awaits)
+                        .position(|id| *id == bg.id)
+                        .map(|order| (bg.index, End::At(later.index), order))
+                })
+                .unwrap_or((bg.index, End::ChapterEnd, 0))
+        })
+        .collect();
+    ends.sort_by_key(|(bg, _, order)| (*order, *bg));
+    ends.into_iter().map(|(bg, end, _)| (bg, end)).collect()
+}
+
+/// A background step's output, where it ended: a line saying which step it is and how it
+/// ended, then its output and metadata (a `timeline=` writer as a timeline).
+fn ended_html(chapter: &Chapter, record: &ChapterRecord, bg: &Block, end: End) -> String {
+    // A hidden step stays hidden; a missing record is reported where the step starts.
+    let Some(rec) = record.fresh_for(bg).filter(|_| !bg.hidden) else {
+        return String::new();
+    };
+    let how = match end {
+        End::At(i) if chapter.blocks[i].stops.contains(&bg.id) => "was stopped here",
+        End::At(_) => "ended here",
+        End::ChapterEnd => "ended after the chapter's last step",
+    };
+    let mut html = format!(
+        "\n<div class=\"lab-ended\">The background step <code>{}</code> (started above) {how}. \
+         What it printed:</div>\n",
+        escape(&bg.id)
+    );
+    match &bg.timeline {
+        Some(title) => html.push_str(&timeline_html(chapter, record, bg, rec, title)),
+        None => html.push_str(&output_html(bg, rec)),
+    }
+    html
+}
+
+/// A writer's run as a chart, its summary, and its full output collapsed; or, when the
+/// output has no live line, a note saying so and the output as usual.
+fn timeline_html(
+    chapter: &Chapter,
+    record: &ChapterRecord,
+    bg: &Block,
+    rec: &BlockRecord,
+    title: &str,
+) -> String {
+    let duration_s = rec.duration_ms as f64 / 1000.0;
+    let events: Vec<Event> = chapter
+        .blocks
+        .iter()
+        .filter_map(|b| {
+            let label = b.event.as_ref()?;
+            let at = record.fresh_for(b)?;
+            let at = timeline::event_offset(&rec.started_at, duration_s, &at.started_at).ok()??;
+            Some(Event {
+                label: label.clone(),
+                at,
+            })
+        })
+        .collect();
+    let drawn = Timeline::new(&rec.output, duration_s, events)
+        .and_then(|t| Ok((t.svg(title)?, t.summary.parts())));
+    let (svg, parts) = match drawn {
+        Ok(drawn) => drawn,
+        Err(err) => {
+            let mut html = format!(
+                "<div class=\"lab-missing\">No timeline: {}</div>\n",
+                escape(&format!("{err:#}"))
+            );
+            html.push_str(&output_html(bg, rec));
+            return html;
+        }
+    };
+    let class = if rec.ok {
+        "lab-output lab-timeline"
+    } else {
+        "lab-output lab-timeline lab-unexpected"
+    };
+    let summary: Vec<String> = parts
+        .iter()
+        .map(|(label, value)| format!("{label} <strong>{}</strong>", escape(value)))
+        .collect();
+    let output = rec.output.trim_end_matches('\n');
+    let fence = fence_for(output);
+    // One line of SVG: a blank line inside would end mdBook's raw HTML block. The full
+    // output is a Markdown code block inside <details>, hence the blank lines around it.
+    format!(
+        "<div class=\"{class}\">\n<div class=\"lab-chart\">{}</div>\n\
+         <div class=\"lab-timeline-summary\">{}</div>\n\
+         <details><summary>full output of the writer</summary>\n\n\
+         {fence}text\n{output}\n{fence}\n\n</details>\n\
+         <div class=\"lab-meta\">{}</div>\n\n</div>\n",
+        svg.replace('\n', " "),
+        summary.join(" · "),
+        meta(bg, rec)
+    )
 }
 
 fn precondition_html(pre: &crate::lab::Precondition, stem: &str) -> String {
@@ -90,19 +232,34 @@ fn precondition_html(pre: &crate::lab::Precondition, stem: &str) -> String {
 fn block_html(block: &Block, record: &BlockRecord) -> String {
     let mut html = String::from("\n");
     if !block.hidden {
-        if let Runner::Sql { service, database } = &block.runner {
+        let typed = typed(block);
+        if let (Runner::Sql { service, database }, Some(psql)) = (&block.runner, &typed.psql) {
             let _ = writeln!(
                 html,
                 "<div class=\"lab-where\">psql on <code>{service}</code>, database <code>{database}</code> \
-                 — <code>docker compose exec {service} psql -U postgres -d {database}</code></div>\n"
+                 — <code>{}</code></div>\n",
+                escape(psql)
             );
         }
-        let fence = fence_for(&record.command);
-        let _ = write!(html, "{fence}{}\n{}", block.lang, record.command);
-        if !record.command.ends_with('\n') {
+        let fence = fence_for(&typed.text);
+        let _ = write!(html, "{fence}{}\n{}", block.lang, typed.text);
+        if !typed.text.ends_with('\n') {
             html.push('\n');
         }
         let _ = writeln!(html, "{fence}\n");
+        if let Some(instruction) = &typed.instruction {
+            let _ = writeln!(
+                html,
+                "<div class=\"lab-instruction\">{}</div>\n",
+                escape(instruction)
+            );
+        }
+        if block.background {
+            html.push_str(
+                "<div class=\"lab-instruction lab-background\">Runs in the background; \
+                 its output is shown where it ends, below.</div>\n\n",
+            );
+        }
     }
     if let Some(check) = &record.check {
         let class = if check.passed { "passed" } else { "failed" };
@@ -136,42 +293,50 @@ fn block_html(block: &Block, record: &BlockRecord) -> String {
         }
         html.push_str("</div>\n");
     }
-    if !block.hidden {
-        let class = if record.ok {
-            "lab-output"
-        } else {
-            "lab-output lab-unexpected"
-        };
-        // The output as a Markdown code block inside the styled div: a raw HTML block
-        // would end at the output's first blank line.
-        let output = record.output.trim_end_matches('\n');
-        let fence = fence_for(output);
-        let _ = write!(
-            html,
-            "<div class=\"{class}\">\n\n{fence}text\n{output}\n{fence}\n\n"
-        );
-        let _ = writeln!(
-            html,
-            "<div class=\"lab-meta\">{}</div>\n\n</div>\n",
-            meta(block, record)
-        );
-        if let Some(title) = &block.chart {
-            match crate::chart::parse(&record.output).and_then(|s| crate::chart::svg(title, &s)) {
-                // One line: a blank line inside would end mdBook's raw HTML block.
-                Ok(svg) => {
-                    let _ = writeln!(
-                        html,
-                        "<div class=\"lab-chart\">{}</div>\n",
-                        svg.replace('\n', " ")
-                    );
-                }
-                Err(err) => {
-                    let _ = writeln!(
-                        html,
-                        "<div class=\"lab-missing\">No chart: {}</div>\n",
-                        escape(&format!("{err:#}"))
-                    );
-                }
+    // A background step's output is shown where it ends (see `ended_html`).
+    if !block.hidden && !block.background {
+        html.push_str(&output_html(block, record));
+    }
+    html
+}
+
+/// The recorded output in its styled box with the metadata, then the chart if any.
+fn output_html(block: &Block, record: &BlockRecord) -> String {
+    let mut html = String::new();
+    let class = if record.ok {
+        "lab-output"
+    } else {
+        "lab-output lab-unexpected"
+    };
+    // The output as a Markdown code block inside the styled div: a raw HTML block
+    // would end at the output's first blank line.
+    let output = record.output.trim_end_matches('\n');
+    let fence = fence_for(output);
+    let _ = write!(
+        html,
+        "<div class=\"{class}\">\n\n{fence}text\n{output}\n{fence}\n\n"
+    );
+    let _ = writeln!(
+        html,
+        "<div class=\"lab-meta\">{}</div>\n\n</div>\n",
+        meta(block, record)
+    );
+    if let Some(title) = &block.chart {
+        match crate::chart::parse(&record.output).and_then(|s| crate::chart::svg(title, &s)) {
+            // One line: a blank line inside would end mdBook's raw HTML block.
+            Ok(svg) => {
+                let _ = writeln!(
+                    html,
+                    "<div class=\"lab-chart\">{}</div>\n",
+                    svg.replace('\n', " ")
+                );
+            }
+            Err(err) => {
+                let _ = writeln!(
+                    html,
+                    "<div class=\"lab-missing\">No chart: {}</div>\n",
+                    escape(&format!("{err:#}"))
+                );
             }
         }
     }
@@ -185,10 +350,7 @@ fn meta(block: &Block, record: &BlockRecord) -> String {
         (false, None) => "no exit status".into(),
     };
     let mut parts = vec![
-        format!(
-            "recorded {}",
-            record.started_at.replace('T', " ").replace('Z', " UTC")
-        ),
+        format!("recorded {}", recorded_at(&record.started_at)),
         match &record.server_version {
             Some(v) => format!("PostgreSQL {}", escape(v)),
             None => "no server".into(),
@@ -206,6 +368,17 @@ fn meta(block: &Block, record: &BlockRecord) -> String {
         parts.push("<strong>not what the chapter expects</strong>".into());
     }
     parts.join(" · ")
+}
+
+/// `2026-11-27 14:26:06 UTC`: a record's start, to the second.
+fn recorded_at(started_at: &str) -> String {
+    match timeline::parse_time(started_at) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
+        Err(_) => escape(started_at),
+    }
 }
 
 /// A backtick fence longer than any run of backticks in `text`.
@@ -374,6 +547,170 @@ mod tests {
         assert!(out.contains("PostgreSQL 17.12"));
         assert!(out.contains("1.23 s"));
         assert!(out.trim_end().ends_with("After."));
+    }
+
+    fn record_of(chapter: &Chapter, blocks: Vec<BlockRecord>) -> ChapterRecord {
+        ChapterRecord {
+            chapter: chapter.path.clone(),
+            recorded_at: "2026-11-27T10:00:00Z".into(),
+            server_version: None,
+            duration_ms: 1,
+            blocks,
+        }
+    }
+
+    /// A writer that stalls from 2 s to 4 s and fails 3 transactions.
+    const WRITER: &str = "\
+load: [   1.0s]   2000.0 tx/s  ok=2000 errors=0 p50=1.00ms p99=3.00ms in-flight=4
+load: [   2.0s]   1000.0 tx/s  ok=3000 errors=3 p50=1.00ms p99=3.00ms in-flight=0
+load: [   2.1s] transaction connection_closed: FATAL 08P01: server conn crashed?
+load: [   3.0s]      0.0 tx/s  ok=3000 errors=3 p50=0.00ms p99=0.00ms in-flight=0
+load: [   4.0s]      0.0 tx/s  ok=3000 errors=3 p50=0.00ms p99=0.00ms in-flight=0
+load: [   5.0s]   2000.0 tx/s  ok=5000 errors=3 p50=1.00ms p99=3.00ms in-flight=4
+
+acknowledged: 5100
+errors: 3
+p50_ms: 1.010
+p99_ms: 3.300
+";
+
+    #[test]
+    fn typed_form_is_shown_not_the_recorded_command() {
+        let src = "```sql lab on=postgres-sync-standby vars=lsn timeout=3s expect-timeout\nSELECT :'lsn';\n```\n\n\
+                   ```sql check claim=\"caught up\" wait-until timeout=20s\nSELECT true;\n```\n";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let mut a = rec(&chapter.blocks[0], "");
+        a.command = "SELECT '0/3000060';\n".into();
+        let b = rec(&chapter.blocks[1], " bool\n------\n t\n(1 row)\n");
+        let out = splice(src, &chapter, &record_of(&chapter, vec![a, b]));
+        assert!(
+            out.contains(
+                "— <code>docker compose exec postgres-sync-standby psql -U postgres -d db \
+                 -v lsn=&quot;$lsn&quot;</code></div>"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("```sql\nSELECT :'lsn';\n```\n\n<div class=\"lab-instruction\">It does not return: press Ctrl-C after 3 s.</div>"), "{out}");
+        assert!(
+            !out.contains("0/3000060"),
+            "the recorded command is not shown"
+        );
+        assert!(out.contains(
+            "<div class=\"lab-instruction\">Repeat it until it holds (the book waits up to 20 s).</div>"
+        ));
+    }
+
+    #[test]
+    fn a_background_writer_is_shown_where_it_is_stopped_as_a_timeline() {
+        let src = "# Failover\n\n```sh lab id=writer background timeline=\"writes through a failover\"\n\
+                   runner load --duration 30s\n```\n\n\
+                   ```sh lab event=\"kill the primary\"\ndocker compose kill postgres-primary\n```\n\n\
+                   ```sh lab event=\"too late\"\necho later\n```\n\n\
+                   ```sh lab stop=writer\necho stopped\n```\n\nAfter.\n";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let mut writer = rec(&chapter.blocks[0], WRITER);
+        writer.started_at = "2026-11-27T10:00:00.250Z".into();
+        writer.duration_ms = 5400;
+        let mut kill = rec(&chapter.blocks[1], "");
+        kill.started_at = "2026-11-27T10:00:02.350Z".into();
+        let mut late = rec(&chapter.blocks[2], "later\n");
+        late.started_at = "2026-11-27T10:00:09.000Z".into();
+        let stop = rec(&chapter.blocks[3], "stopped\n");
+        let out = splice(
+            src,
+            &chapter,
+            &record_of(&chapter, vec![writer, kill, late, stop]),
+        );
+        // At the background block: its typed text and the note, no output.
+        let at_start = out
+            .find("runner load --duration 30s &\nwriter=$!\n```")
+            .unwrap();
+        let note = out
+            .find("Runs in the background; its output is shown where it ends, below.")
+            .unwrap();
+        let stop_text = out
+            .find("```sh\nkill -INT $writer; wait $writer\necho stopped\n```")
+            .unwrap();
+        let stop_output = out.find("```text\nstopped\n```").unwrap();
+        let ended = out
+            .find("The background step <code>writer</code> (started above) was stopped here.")
+            .unwrap();
+        let chart = out.find("<div class=\"lab-chart\"><svg").unwrap();
+        assert!(at_start < note && note < stop_text && stop_text < stop_output);
+        assert!(stop_output < ended && ended < chart, "{out}");
+        // The chart: one line, the event during the run marked, the one after it not.
+        let chart_line = out[chart..].lines().next().unwrap();
+        assert!(chart_line.contains("writes through a failover"));
+        assert!(chart_line.contains("kill the primary"));
+        assert!(!out.contains("too late</text>"));
+        assert!(out.contains(
+            "<div class=\"lab-timeline-summary\">acknowledged <strong>5100</strong> · errors <strong>3</strong> · \
+             p50 <strong>1.010 ms</strong> · p99 <strong>3.300 ms</strong> · \
+             longest without an acknowledged write <strong>2 s (from 2 s to 4 s)</strong></div>"
+        ), "{out}");
+        // The full output collapsed, as a fenced block that renders inside <details>.
+        assert!(out.contains(
+            "<details><summary>full output of the writer</summary>\n\n```text\nload: [   1.0s]"
+        ));
+        assert!(out.contains("p99_ms: 3.300\n```\n\n</details>\n<div class=\"lab-meta\">recorded 2026-11-27 10:00:00 UTC"));
+        assert_eq!(
+            out.matches("load: [   1.0s]").count(),
+            1,
+            "the output is shown once"
+        );
+        assert!(out.trim_end().ends_with("After."));
+    }
+
+    #[test]
+    fn awaited_and_unstopped_background_steps_end_where_they_end() {
+        let src = "```sh lab id=a background\nsleep 1\n```\n\n```sh lab id=b background\nsleep 2\necho b\n```\n\n\
+                   ```sh lab await=a\necho next\n```\n\nThe end.";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let blocks = vec![
+            rec(&chapter.blocks[0], "a's output\n"),
+            rec(&chapter.blocks[1], "b's output\n"),
+            rec(&chapter.blocks[2], "next\n"),
+        ];
+        let out = splice(src, &chapter, &record_of(&chapter, blocks));
+        assert!(
+            out.contains("```sh\n(\nsleep 2\necho b\n) &\nb=$!\n```"),
+            "{out}"
+        );
+        let next = out.find("```text\nnext\n```").unwrap();
+        let a = out
+            .find("<code>a</code> (started above) ended here.")
+            .unwrap();
+        let a_output = out.find("```text\na's output\n```").unwrap();
+        let end = out.find("The end.").unwrap();
+        let b = out
+            .find("<code>b</code> (started above) ended after the chapter's last step.")
+            .unwrap();
+        let b_output = out.find("```text\nb's output\n```").unwrap();
+        assert!(
+            next < a && a < a_output && a_output < end && end < b && b < b_output,
+            "{out}"
+        );
+        assert!(out.contains("ran in the background"));
+    }
+
+    #[test]
+    fn a_timeline_without_live_lines_says_so() {
+        let src = "```sh lab id=w background timeline=\"quiet\"\nrunner load --quiet\n```\n\n```sh lab await=w\ntrue\n```\n";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let blocks = vec![
+            rec(&chapter.blocks[0], "acknowledged: 10\n"),
+            rec(&chapter.blocks[1], ""),
+        ];
+        let out = splice(src, &chapter, &record_of(&chapter, blocks));
+        assert!(
+            out.contains("<div class=\"lab-missing\">No timeline: the writer printed no live line"),
+            "{out}"
+        );
+        assert!(
+            out.contains("```text\nacknowledged: 10\n```"),
+            "the output is shown as usual"
+        );
+        assert!(!out.contains("<svg"));
     }
 
     #[test]

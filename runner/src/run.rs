@@ -110,26 +110,7 @@ impl Engine {
     pub async fn run_chapter(&mut self, chapter: &Chapter) -> Result<ChapterRecord> {
         let started = Instant::now();
         let recorded_at = now();
-        // Steps may build images (`docker compose up --build`): resolve the base first.
-        self.cluster
-            .prepare_images(crate::images::BaseWay::Auto)
-            .await?;
-        if let Some(pre) = &chapter.precondition {
-            if pre.fresh {
-                self.note(&format!(
-                    "precondition: a fresh cluster ({})",
-                    pre.services.join(", ")
-                ));
-                self.cluster.down(true).await?;
-            }
-            if !pre.services.is_empty() {
-                let services: Vec<&str> = pre.services.iter().map(String::as_str).collect();
-                self.cluster
-                    .up(&services, crate::images::BaseWay::Auto)
-                    .await
-                    .context("bringing the cluster to the chapter's precondition")?;
-            }
-        }
+        self.establish_precondition(chapter).await?;
         let server_version = self.server_version().await;
         // A new chapter starts in a new terminal: no variables yet.
         std::fs::write(&self.shell_state, "")
@@ -176,6 +157,34 @@ impl Engine {
             duration_ms: started.elapsed().as_millis() as u64,
             blocks: records.into_iter().flatten().collect(),
         })
+    }
+
+    /// Brings the cluster to the chapter's precondition (resolving the base image first,
+    /// since steps may build images): `fresh` removes the cluster and its volumes, then
+    /// the chapter's `services=` are started and waited for. `runner exec --as-reader`
+    /// starts from the same state.
+    pub async fn establish_precondition(&mut self, chapter: &Chapter) -> Result<()> {
+        // Steps may build images (`docker compose up --build`): resolve the base first.
+        self.cluster
+            .prepare_images(crate::images::BaseWay::Auto)
+            .await?;
+        if let Some(pre) = &chapter.precondition {
+            if pre.fresh {
+                self.note(&format!(
+                    "precondition: a fresh cluster ({})",
+                    pre.services.join(", ")
+                ));
+                self.cluster.down(true).await?;
+            }
+            if !pre.services.is_empty() {
+                let services: Vec<&str> = pre.services.iter().map(String::as_str).collect();
+                self.cluster
+                    .up(&services, crate::images::BaseWay::Auto)
+                    .await
+                    .context("bringing the cluster to the chapter's precondition")?;
+            }
+        }
+        Ok(())
     }
 
     async fn server_version(&self) -> Option<String> {
@@ -648,7 +657,7 @@ fn clip(output: &str) -> String {
 
 /// psql reading a script prefixes errors with `psql:<stdin>:N: `; a reader typing at
 /// the prompt sees the message alone.
-fn strip_psql_prefix(output: &str) -> String {
+pub(crate) fn strip_psql_prefix(output: &str) -> String {
     output
         .lines()
         .map(|line| match line.strip_prefix("psql:<stdin>:") {

@@ -246,6 +246,13 @@ impl VerifyReport {
             .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
+    /// Seconds since the Unix epoch of `t` into the run (what `date +%s.%N` prints), so a
+    /// chapter can subtract its own timestamps from the ledger's.
+    fn epoch(&self, t: Duration) -> String {
+        let at = self.started_at + chrono::Duration::from_std(t).unwrap_or_default();
+        format!("{:.3}", at.timestamp_micros() as f64 / 1e6)
+    }
+
     /// Stable `key: value` lines, for the book engine.
     pub fn key_values(&self) -> String {
         let mut out = String::new();
@@ -273,6 +280,8 @@ impl VerifyReport {
         );
         kv("longest_gap_start", self.at(g.start));
         kv("longest_gap_end", self.at(g.end));
+        kv("longest_gap_start_epoch", self.epoch(g.start));
+        kv("longest_gap_end_epoch", self.epoch(g.end));
         kv("longest_gap_start_s", format_secs(g.start));
         kv("longest_gap_end_s", format_secs(g.end));
         kv("longest_gap_closed", g.closed.to_string());

@@ -28,6 +28,27 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// What the fixture's background writer printed.
+const WRITER_OUTPUT: &str = "\
+load: [   1.0s]   1800.0 tx/s  ok=1800 errors=0 p50=1.00ms p99=3.10ms in-flight=2
+load: [   2.0s]   1900.0 tx/s  ok=3700 errors=0 p50=1.00ms p99=3.20ms in-flight=2
+load: [   2.6s] transaction connection_closed: FATAL 57P01: terminating connection due to administrator command
+load: [   3.0s]    900.0 tx/s  ok=4600 errors=2 p50=1.10ms p99=4.00ms in-flight=0
+load: [   4.0s]      0.0 tx/s  ok=4600 errors=2 p50=0.00ms p99=0.00ms in-flight=0
+load: [   5.0s]   1700.0 tx/s  ok=6300 errors=2 p50=1.00ms p99=3.50ms in-flight=2
+     scenario......................: 2 workers → pgbouncer, rate unlimited, synchronous_commit server default, prepared statements, 5.4s
+
+run_id: 7
+target: pgbouncer
+attempted: 6902
+acknowledged: 6900
+errors: 2
+errors_connection_closed: 2
+p50_ms: 1.012
+p99_ms: 3.480
+started_at: 2026-11-27T10:00:01.012Z
+";
+
 /// Records the fixture chapter as a run would have (the figures are the fixture's).
 fn record_fixture(book_dir: &Path) {
     let chapters = book::lab_chapters(book_dir).unwrap();
@@ -56,6 +77,21 @@ fn record_fixture(book_dir: &Path) {
         figure: vec![("waiting".into(), "0".into())],
     });
     check.captures.insert("waiting".into(), "0".into());
+    // A background writer (its live line once a second, then its summary) through a
+    // restart of the primary 3.5 s after it started, stopped after 5.4 s.
+    let mut writer = block(2, WRITER_OUTPUT);
+    writer.ran_on = "sh".into();
+    writer.started_at = "2026-11-27T10:00:01.000Z".into();
+    writer.duration_ms = 5400;
+    let mut restart = block(
+        3,
+        " Container lab-postgres-primary-1  Restarting\n Container lab-postgres-primary-1  Started\n",
+    );
+    restart.ran_on = "sh".into();
+    restart.started_at = "2026-11-27T10:00:03.500Z".into();
+    let mut stop = block(4, "the writer is stopped\n");
+    stop.ran_on = "sh".into();
+    stop.started_at = "2026-11-27T10:00:06.400Z".into();
     let rec = ChapterRecord {
         chapter: chapter.path.clone(),
         recorded_at: "2026-11-27T10:00:00Z".into(),
@@ -67,6 +103,9 @@ fn record_fixture(book_dir: &Path) {
                 "   application_name    | sync_state \n-----------------------+------------\n postgres-sync-standby | sync\n(1 row)\n",
             ),
             check,
+            writer,
+            restart,
+            stop,
         ],
     };
     record::save(book_dir, chapter, &rec).unwrap();
@@ -80,7 +119,7 @@ fn offline_build_splices_records_into_the_html() {
     assert!(summary.ok(), "{summary:?}");
     assert_eq!(
         (summary.blocks, summary.fresh, summary.checks_passed),
-        (2, 2, 1)
+        (5, 5, 1)
     );
     let out = book::build(&dir, Some(Mode::Offline)).unwrap();
     let html = std::fs::read_to_string(out.join("chapter-1-streaming.html")).unwrap();
@@ -97,6 +136,35 @@ fn offline_build_splices_records_into_the_html() {
     assert!(html.contains("PostgreSQL 17.12"), "metadata shown");
     assert!(!html.contains("sql lab on="), "lab attributes stripped");
     assert!(html.contains("language-sql"), "highlighting kept");
+    // The background writer: typed with `&` where it starts, drawn where it is stopped.
+    let start = html
+        .find("writer=$!")
+        .expect("background typed with its job variable");
+    let note = html
+        .find("its output is shown where it ends, below.")
+        .expect("background note");
+    let stop = html
+        .find("kill -INT $writer; wait $writer")
+        .expect("stop typed");
+    let chart = html
+        .find("<div class=\"lab-chart\"><svg")
+        .expect("timeline drawn");
+    assert!(start < note && note < stop && stop < chart);
+    assert!(html.contains("acknowledged writes through a restart"));
+    assert!(html.contains("restart the primary"), "event marked");
+    assert!(
+        html.contains("acknowledged <strong>6900</strong>"),
+        "summary"
+    );
+    assert!(
+        html.contains("<details><summary>full output of the writer</summary>"),
+        "full output collapsed"
+    );
+    let details = &html[html.find("<details>").unwrap()..html.find("</details>").unwrap()];
+    assert!(
+        details.contains("<pre><code class=\"language-text\">load: [   1.0s]"),
+        "the output renders as a code block inside <details>: {details}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -110,7 +178,7 @@ fn stale_record_fails_the_build_with_file_and_line() {
         .replace("sync_state FROM", "sync_state, state FROM");
     std::fs::write(&path, text).unwrap();
     let summary = book::check(&dir).unwrap();
-    assert_eq!((summary.stale, summary.fresh), (1, 1));
+    assert_eq!((summary.stale, summary.fresh), (1, 4));
     assert!(
         summary.problems[0].contains("src/chapter-1-streaming.md:7 [step-1]: stale"),
         "{:?}",

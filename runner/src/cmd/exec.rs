@@ -6,6 +6,7 @@ use anyhow::bail;
 use runner::book::{LabChapter, lab_chapters, select};
 use runner::cluster::Cluster;
 use runner::lab::Runner;
+use runner::reader::{ReaderOptions, run_chapter_as_reader};
 use runner::record;
 use runner::run::Engine;
 use runner::settings::Settings;
@@ -22,6 +23,10 @@ pub struct ExecArgs {
     /// List the steps without running them.
     #[arg(long)]
     dry_run: bool,
+    /// Type each chapter into one interactive terminal as a reader does (the text the
+    /// page shows), judging every block as the engine does; records nothing.
+    #[arg(long, conflicts_with = "dry_run")]
+    as_reader: bool,
 }
 
 pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode> {
@@ -65,6 +70,9 @@ pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode>
     }
     let cluster = Cluster::connect(settings).await?;
     let mut engine = Engine::new(cluster, true);
+    if args.as_reader {
+        return as_reader(&mut engine, &selected).await;
+    }
     let mut failed = 0;
     for lab in selected {
         let chapter = &lab.chapter;
@@ -92,6 +100,47 @@ pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode>
             eprintln!("  ✘ {}:{} [{}]", chapter.path, b.line, b.id);
         }
         failed += bad.len();
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `runner exec --as-reader`: each chapter typed into one terminal; a summary line per
+/// chapter; non-zero when a block did not end as its chapter expects.
+async fn as_reader(engine: &mut Engine, selected: &[&LabChapter]) -> anyhow::Result<ExitCode> {
+    let options = ReaderOptions::new(true);
+    let mut failed = 0;
+    let mut summaries = Vec::new();
+    for lab in selected {
+        let chapter = &lab.chapter;
+        eprintln!("▶ {} (as a reader)", chapter.path);
+        // On Ctrl-C the run is dropped: its terminal and every job in it are killed.
+        let report = tokio::select! {
+            report = run_chapter_as_reader(engine, chapter, &options) => report?,
+            _ = tokio::signal::ctrl_c() => {
+                bail!("interrupted while typing {}; its terminal and jobs were stopped", chapter.path);
+            }
+        };
+        eprintln!("\n{}", report.summary());
+        for b in report.failed() {
+            let why = b
+                .problem
+                .as_deref()
+                .map(|p| format!(": {p}"))
+                .unwrap_or_default();
+            eprintln!("  ✘ {}:{} [{}]{why}", chapter.path, b.line, b.id);
+        }
+        failed += report.failed().len();
+        summaries.push(report.summary());
+    }
+    if summaries.len() > 1 {
+        eprintln!();
+        for line in &summaries {
+            eprintln!("{line}");
+        }
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS

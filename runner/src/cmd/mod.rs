@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod base;
 pub mod book;
 pub mod check;
 pub mod down;

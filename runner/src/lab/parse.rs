@@ -70,10 +70,7 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
                 file: file.into(),
                 line,
                 column,
-                message: format!(
-                    "duplicate id {:?}: line {first} already has it",
-                    block.id
-                ),
+                message: format!("duplicate id {:?}: line {first} already has it", block.id),
             });
         } else {
             first_line.insert(&block.id, block.line);
@@ -400,7 +397,10 @@ impl FencedBlock<'_> {
                 "timeline" => block.timeline = Some(need(value)?),
                 "vars" => {
                     if block.runner == Runner::Shell {
-                        return Err(err("`vars=` is for sql blocks: a shell step reads its variables itself".into()));
+                        return Err(err(
+                            "`vars=` is for sql blocks: a shell step reads its variables itself"
+                                .into(),
+                        ));
                     }
                     for name in need(value)?.split(',') {
                         if !is_shell_name(name) {
@@ -475,6 +475,14 @@ impl FencedBlock<'_> {
         if block.background && block.wait_until {
             return Err(self.error(0, "a background step cannot wait-until".into()));
         }
+        if block.background && block.body.trim_end().lines().count() != 1 {
+            return Err(self.error(
+                0,
+                "a background step is one command line: the reader types it with `&` \
+                 and stops it with `kill -INT`, which reaches that one command"
+                    .into(),
+            ));
+        }
         if block.background && !is_shell_name(&block.id) {
             return Err(self.error(
                 0,
@@ -486,10 +494,16 @@ impl FencedBlock<'_> {
             ));
         }
         if (!block.stops.is_empty() || !block.awaits.is_empty()) && block.runner != Runner::Shell {
-            return Err(self.error(0, "stop=/await= are for sh blocks (the reader types `kill`/`wait`)".into()));
+            return Err(self.error(
+                0,
+                "stop=/await= are for sh blocks (the reader types `kill`/`wait`)".into(),
+            ));
         }
         if block.timeline.is_some() && !block.background {
-            return Err(self.error(0, "timeline= draws a background writer's progress: add `background`".into()));
+            return Err(self.error(
+                0,
+                "timeline= draws a background writer's progress: add `background`".into(),
+            ));
         }
         Ok(block)
     }
@@ -568,6 +582,57 @@ mod tests {
             "{}",
             msgs[2]
         );
+    }
+
+    #[test]
+    fn duplicate_id_names_both_lines_and_a_repeated_attribute_is_an_error() {
+        let errs = parse("```sh lab id=a\necho\n```\n\n```sh lab id=a\necho\n```\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errs[0].to_string(),
+            "book/src/ch.md:5:1: duplicate id \"a\": line 1 already has it"
+        );
+        let errs = parse("```sh lab id=w background background\nsleep 1\n```\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errs[0].to_string(),
+            "book/src/ch.md:1:27: attribute `background` is given twice"
+        );
+    }
+
+    #[test]
+    fn captured_values_stay_out_of_what_the_reader_types() {
+        let src =
+            "```sh lab capture=lsn\necho lsn: 0/1\n```\n\n```sql lab\nSELECT '{{lsn}}';\n```\n";
+        let errs = parse(src).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("book/src/ch.md:6:9: {{lsn}} inside a lab block"),
+            "{}",
+            errs[0]
+        );
+        // The same value through a shell variable and vars= is fine.
+        let ok = "```sh lab capture=lsn\nlsn=0/1; echo lsn: $lsn\n```\n\n```sql lab vars=lsn\nSELECT :'lsn';\n```\n";
+        let ch = parse(ok).unwrap();
+        assert_eq!(ch.blocks[1].vars, ["lsn"]);
+    }
+
+    #[test]
+    fn background_steps_are_one_command_named_like_a_shell_variable() {
+        let errs = parse("```sh lab id=w background\nsleep 1\nsleep 2\n```\n")
+            .unwrap_err()
+            .0;
+        assert!(errs[0].message.contains("one command line"), "{}", errs[0]);
+        let errs = parse("```sh lab id=my-writer background\nsleep 1\n```\n")
+            .unwrap_err()
+            .0;
+        assert!(errs[0].message.contains("not a shell name"), "{}", errs[0]);
+        let errs = parse("```sh lab vars=x\necho\n```\n").unwrap_err().0;
+        assert!(errs[0].message.contains("for sql blocks"), "{}", errs[0]);
     }
 
     #[test]

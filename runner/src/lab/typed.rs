@@ -39,11 +39,8 @@ pub fn typed(block: &Block) -> Typed {
     }
     let body = block.body.trim_end_matches('\n');
     if block.background {
-        if body.lines().count() == 1 {
-            text.push_str(&format!("{body} &\n"));
-        } else {
-            text.push_str(&format!("(\n{body}\n) &\n"));
-        }
+        // One command line (the parser sees to it): `$!` is that command's process.
+        text.push_str(&format!("{body} &\n"));
         text.push_str(&format!("{}=$!\n", block.job_var()));
     } else {
         text.push_str(body);
@@ -61,9 +58,7 @@ pub fn typed(block: &Block) -> Typed {
     };
     let bound = seconds(block.timeout.as_secs_f64());
     let instruction = match (block.expect, block.wait_until) {
-        (Expect::Timeout, _) => Some(format!(
-            "It does not return: press Ctrl-C after {bound} s."
-        )),
+        (Expect::Timeout, _) => Some(format!("It does not return: press Ctrl-C after {bound} s.")),
         (_, true) if block.check => Some(format!(
             "Repeat it until it holds (the book waits up to {bound} s)."
         )),
@@ -101,15 +96,18 @@ mod tests {
     fn background_stop_and_await_are_typed() {
         let b = blocks(
             "```sh lab id=writer background\nrunner load --duration 30s\n```\n\n\
-             ```sh lab stop=writer\necho done\n```\n\n```sh lab id=other background\nsleep 1\nsleep 2\n```\n\n\
+             ```sh lab stop=writer\necho done\n```\n\n```sh lab id=other background\nsleep 3\n```\n\n\
              ```sh lab await=other\nls\n```\n",
         );
-        assert_eq!(typed(&b[0]).text, "runner load --duration 30s &\nwriter=$!\n");
+        assert_eq!(
+            typed(&b[0]).text,
+            "runner load --duration 30s &\nwriter=$!\n"
+        );
         assert_eq!(
             typed(&b[1]).text,
             "kill -INT $writer; wait $writer\necho done\n"
         );
-        assert_eq!(typed(&b[2]).text, "(\nsleep 1\nsleep 2\n) &\nother=$!\n");
+        assert_eq!(typed(&b[2]).text, "sleep 3 &\nother=$!\n");
         assert_eq!(typed(&b[3]).text, "wait $other\nls\n");
     }
 

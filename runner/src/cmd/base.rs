@@ -1,0 +1,28 @@
+//! `runner base`: the Debian base the images build from, made when missing.
+//!
+//! Prints the image reference on standard output (progress goes to stderr), so a reader
+//! types `export BASE_IMAGE=$(runner base)` before `docker compose up --build`: on a
+//! machine that reaches Docker Hub it prints `debian:trixie-slim`; on one with no
+//! registry it builds a base with debootstrap and prints its tag. The compose file then
+//! builds as typed on both kinds of machine.
+
+use std::process::ExitCode;
+
+use runner::docker::Engine;
+use runner::images::{self, BaseWay};
+use runner::settings::Settings;
+
+/// Arguments of `runner base`.
+#[derive(clap::Args)]
+pub struct BaseArgs {
+    /// Where the base comes from.
+    #[arg(long, value_enum, default_value = "auto")]
+    base: BaseWay,
+}
+
+pub async fn run(settings: Settings, args: BaseArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::connect().await?;
+    let image = images::ensure_base(&settings, &engine, args.base).await?;
+    println!("{image}");
+    Ok(ExitCode::SUCCESS)
+}

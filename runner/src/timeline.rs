@@ -1,0 +1,534 @@
+//! A background writer as a timeline: what `runner load` acknowledged, second by second,
+//! with the chapter's events marked where they happened.
+//!
+//! A block marked `timeline="…"` is a background `runner load`; its recorded output holds
+//! the writer's live line, one per second:
+//!
+//! ```text
+//! load: [   3.0s]   2773.1 tx/s  ok=7862 errors=4 p50=1.16ms p99=5.76ms in-flight=0
+//! ```
+//!
+//! (other `load: [ …s]` lines describe errors and count nothing), then its `key: value`
+//! summary (`acknowledged: 9701`, `p99_ms: 5.603`, …). Blocks marked `event="…"` are
+//! moments of the chapter, placed on the timeline at their recorded start minus the
+//! writer's. Everything here is pure: the render module feeds it records and gets an SVG
+//! and a summary back, drawn from exactly the data the run printed.
+
+use anyhow::{Result, anyhow, bail};
+use chrono::{DateTime, FixedOffset};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// One live line of the writer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Seconds since the writer started.
+    pub t: f64,
+    /// Acknowledged transactions per second over the last interval.
+    pub tx_per_s: f64,
+    /// Acknowledged transactions since the start.
+    pub ok: u64,
+    /// Failed transactions since the start.
+    pub errors: u64,
+}
+
+/// Parses one live line; `None` for anything else (error descriptions included).
+pub fn parse_live_line(line: &str) -> Option<Sample> {
+    let rest = line.trim().strip_prefix("load: [")?;
+    let (t, rest) = rest.split_once("s]")?;
+    let t: f64 = t.trim().parse().ok()?;
+    let tokens: Vec<&str> = rest.split_whitespace().collect();
+    if tokens.get(1) != Some(&"tx/s") {
+        return None;
+    }
+    let tx_per_s: f64 = tokens[0].parse().ok()?;
+    let field = |name: &str| -> Option<u64> {
+        tokens
+            .iter()
+            .find_map(|tok| tok.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Some(Sample {
+        t,
+        tx_per_s,
+        ok: field("ok")?,
+        errors: field("errors")?,
+    })
+}
+
+/// The live lines of a writer's output, in order.
+pub fn samples(output: &str) -> Vec<Sample> {
+    output.lines().filter_map(parse_live_line).collect()
+}
+
+/// Failed transactions per second at each sample: the growth of `errors=` over the
+/// interval that ends there.
+pub fn errors_per_second(samples: &[Sample]) -> Vec<(f64, f64)> {
+    let mut prev = (0.0, 0);
+    samples
+        .iter()
+        .map(|s| {
+            let dt = (s.t - prev.0).max(1e-3);
+            let rate = s.errors.saturating_sub(prev.1) as f64 / dt;
+            prev = (s.t, s.errors);
+            (s.t, rate)
+        })
+        .collect()
+}
+
+/// A stretch of the run in which nothing was acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    /// The last sample before it (0 when it starts with the run), seconds.
+    pub from: f64,
+    /// The last sample in it, seconds.
+    pub to: f64,
+}
+
+impl Stall {
+    /// Its length in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.to - self.from
+    }
+}
+
+/// The longest run of consecutive intervals with no acknowledged write (`ok=` unchanged);
+/// the earliest of equally long ones.
+pub fn longest_stall(samples: &[Sample]) -> Option<Stall> {
+    let mut best: Option<Stall> = None;
+    let mut current: Option<Stall> = None;
+    let mut prev = (0.0, 0);
+    for s in samples {
+        if s.ok == prev.1 {
+            let stall = current.get_or_insert(Stall {
+                from: prev.0,
+                to: s.t,
+            });
+            stall.to = s.t;
+            if best.is_none_or(|b| stall.seconds() > b.seconds()) {
+                best = Some(*stall);
+            }
+        } else {
+            current = None;
+        }
+        prev = (s.t, s.ok);
+    }
+    best
+}
+
+/// The figures a writer's summary states (`key: value` lines), as printed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    /// `acknowledged:`
+    pub acknowledged: Option<String>,
+    /// `errors:`
+    pub errors: Option<String>,
+    /// `p50_ms:`
+    pub p50_ms: Option<String>,
+    /// `p99_ms:`
+    pub p99_ms: Option<String>,
+    /// The longest stretch without an acknowledged write, from the live lines.
+    pub stall: Option<Stall>,
+}
+
+impl Summary {
+    /// Reads the summary lines of `output`; `samples` are its live lines.
+    pub fn of(output: &str, samples: &[Sample]) -> Summary {
+        Summary {
+            acknowledged: summary_value(output, "acknowledged"),
+            errors: summary_value(output, "errors"),
+            p50_ms: summary_value(output, "p50_ms"),
+            p99_ms: summary_value(output, "p99_ms"),
+            stall: longest_stall(samples),
+        }
+    }
+
+    /// The summary as (label, value) pairs for the page; `—` for what the writer did not
+    /// print (a writer killed before its summary).
+    pub fn parts(&self) -> Vec<(&'static str, String)> {
+        let or_dash = |v: &Option<String>, unit: &str| {
+            v.as_ref()
+                .map_or_else(|| "—".to_string(), |v| format!("{v}{unit}"))
+        };
+        vec![
+            ("acknowledged", or_dash(&self.acknowledged, "")),
+            ("errors", or_dash(&self.errors, "")),
+            ("p50", or_dash(&self.p50_ms, " ms")),
+            ("p99", or_dash(&self.p99_ms, " ms")),
+            (
+                "longest without an acknowledged write",
+                match self.stall {
+                    Some(s) => format!(
+                        "{} s (from {} s to {} s)",
+                        crate::chart::compact(s.seconds()),
+                        crate::chart::compact(s.from),
+                        crate::chart::compact(s.to)
+                    ),
+                    None => "none (every second had one)".to_string(),
+                },
+            ),
+        ]
+    }
+}
+
+/// The value of the `name: value` line of the summary (the whole line is `name: value`,
+/// so neither the k6-like dotted lines nor `errors_…:` breakdowns match).
+fn summary_value(output: &str, name: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let (key, value) = line.trim_end().split_once(": ")?;
+        (key == name && !value.trim().is_empty()).then(|| value.trim().to_string())
+    })
+}
+
+/// A moment of the chapter on the writer's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The block's `event=` label.
+    pub label: String,
+    /// Seconds since the writer started.
+    pub at: f64,
+}
+
+/// Parses a record's `started_at` (RFC 3339, with or without fractional seconds).
+pub fn parse_time(text: &str) -> Result<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(text.trim()).map_err(|e| anyhow!("{text:?}: {e}"))
+}
+
+/// Where an event that started at `event` falls on the timeline of a writer that started
+/// at `writer` and ran `duration_s`: seconds since the writer started, or `None` when it
+/// is outside the run. A record with whole seconds only (older records) is exact to a
+/// second, so an event up to a second outside the run is placed at its edge.
+pub fn event_offset(writer: &str, duration_s: f64, event: &str) -> Result<Option<f64>> {
+    let start = parse_time(writer)?;
+    let at = parse_time(event)?;
+    let offset = (at - start).num_milliseconds() as f64 / 1000.0;
+    let exact = writer.contains('.') && event.contains('.');
+    let slack = if exact { 0.0 } else { 1.0 };
+    if offset < -slack || offset > duration_s + slack {
+        return Ok(None);
+    }
+    Ok(Some(offset.clamp(0.0, duration_s)))
+}
+
+/// A writer's run, ready to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// Its live lines.
+    pub samples: Vec<Sample>,
+    /// How long it ran, seconds.
+    pub duration_s: f64,
+    /// The chapter's events during the run, in time order.
+    pub events: Vec<Event>,
+    /// The summary figures.
+    pub summary: Summary,
+}
+
+impl Timeline {
+    /// The timeline of a writer that printed `output` and ran `duration_s`; `events` are
+    /// already placed (see [`event_offset`]). Fails when the output has no live line.
+    pub fn new(output: &str, duration_s: f64, mut events: Vec<Event>) -> Result<Timeline> {
+        let samples = samples(output);
+        if samples.is_empty() {
+            bail!(
+                "the writer printed no live line (`load: [   1.0s] … tx/s ok=… errors=…`); \
+                 is it run with --quiet, or did it end within its first second?"
+            );
+        }
+        events.sort_by(|a, b| a.at.total_cmp(&b.at));
+        Ok(Timeline {
+            summary: Summary::of(output, &samples),
+            samples,
+            duration_s,
+            events,
+        })
+    }
+
+    /// Draws it as an SVG titled `title`: acknowledged tx/s (left axis) and errors per
+    /// second (right axis) against seconds since the writer started, the longest stall
+    /// shaded, each event a labelled vertical line.
+    pub fn svg(&self, title: &str) -> Result<String> {
+        let plot = |e: &dyn std::fmt::Debug| anyhow!("drawing the timeline: {e:?}");
+        let last = self.samples.last().map_or(0.0, |s| s.t);
+        let x_max = self.duration_s.max(last).max(1.0);
+        let tx_max = self
+            .samples
+            .iter()
+            .map(|s| s.tx_per_s)
+            .fold(0.0, f64::max)
+            .max(1.0);
+        // Headroom above the highest point for the events' labels.
+        let y_max = tx_max * 1.35;
+        let errors = errors_per_second(&self.samples);
+        let err_max = errors.iter().map(|e| e.1).fold(0.0, f64::max).max(1.0) * 1.35;
+        let blue = RGBColor(0x1f, 0x77, 0xb4);
+        let red = RGBColor(0xd6, 0x27, 0x28);
+        let grey = RGBColor(0x44, 0x44, 0x44);
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, (720, 340)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| plot(&e))?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 16))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .right_y_label_area_size(48)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+                .map_err(|e| plot(&e))?
+                .set_secondary_coord(0.0..x_max, 0.0..err_max);
+            chart
+                .configure_mesh()
+                .x_desc("seconds since the writer started")
+                .y_desc("acknowledged tx/s")
+                .x_label_formatter(&|x| crate::chart::compact(*x))
+                .y_label_formatter(&|y| crate::chart::compact(*y))
+                .light_line_style(WHITE.mix(0.0))
+                .bold_line_style(BLACK.mix(0.07))
+                .draw()
+                .map_err(|e| plot(&e))?;
+            chart
+                .configure_secondary_axes()
+                .y_desc("errors/s")
+                .y_label_formatter(&|y| crate::chart::compact(*y))
+                .draw()
+                .map_err(|e| plot(&e))?;
+            if let Some(stall) = self.summary.stall {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(stall.from, 0.0), (stall.to, tx_max)],
+                        red.mix(0.08).filled(),
+                    )))
+                    .map_err(|e| plot(&e))?
+                    .label("no acknowledged write")
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 16, y + 5)], red.mix(0.15).filled())
+                    });
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    self.samples.iter().map(|s| (s.t, s.tx_per_s)),
+                    blue.stroke_width(2),
+                ))
+                .map_err(|e| plot(&e))?
+                .label("acknowledged tx/s")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], blue.stroke_width(2))
+                });
+            chart
+                .draw_secondary_series(LineSeries::new(errors.iter().copied(), red.stroke_width(1)))
+                .map_err(|e| plot(&e))?
+                .label("errors/s (right axis)")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(1))
+                });
+            for (i, event) in self.events.iter().enumerate() {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(event.at, 0.0), (event.at, y_max)],
+                        6,
+                        3,
+                        grey.stroke_width(1),
+                    ))
+                    .map_err(|e| plot(&e))?;
+                // Labels in three staggered rows, right of their line in the left part
+                // of the chart and left of it near the right edge.
+                let row = (i % 3) as i32;
+                let right_half = event.at > x_max * 0.6;
+                let anchor = if right_half { HPos::Right } else { HPos::Left };
+                let dx = if right_half { -4 } else { 4 };
+                let style = TextStyle::from(("sans-serif", 12).into_font())
+                    .color(&grey)
+                    .pos(Pos::new(anchor, VPos::Top));
+                chart
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((event.at, y_max))
+                            + Text::new(event.label.clone(), (dx, 3 + row * 14), style),
+                    ))
+                    .map_err(|e| plot(&e))?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(|e| plot(&e))?;
+            root.present().map_err(|e| plot(&e))?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that stalls from 3 s to 7 s, fails 4 then 2 transactions, and is stopped
+    /// after 9.4 s; an error description sits among the live lines.
+    const STALL: &str = "\
+load: [   1.0s]   2000.0 tx/s  ok=2000 errors=0 p50=1.00ms p99=3.00ms in-flight=4
+load: [   2.0s]   2100.0 tx/s  ok=4100 errors=0 p50=1.00ms p99=3.00ms in-flight=4
+load: [   3.0s]   1900.0 tx/s  ok=6000 errors=4 p50=1.10ms p99=5.00ms in-flight=0
+load: [   3.2s] transaction connection_closed: FATAL 08P01: server conn crashed?
+load: [   4.0s]      0.0 tx/s  ok=6000 errors=6 p50=0.00ms p99=0.00ms in-flight=0
+load: [   5.0s]      0.0 tx/s  ok=6000 errors=6 p50=0.00ms p99=0.00ms in-flight=0
+load: [   6.0s]      0.0 tx/s  ok=6000 errors=6 p50=0.00ms p99=0.00ms in-flight=0
+load: [   6.5s] connect connect_timeout: no connection within 5s
+load: [   7.0s]      0.0 tx/s  ok=6000 errors=6 p50=0.00ms p99=0.00ms in-flight=0
+load: [   8.0s]   1500.0 tx/s  ok=7500 errors=6 p50=0.90ms p99=7.00ms in-flight=4
+load: [   9.0s]   2000.0 tx/s  ok=9500 errors=6 p50=0.90ms p99=4.00ms in-flight=4
+     acknowledged..................: 9900 1053.2/s
+     errors........................: 6  (connection_closed=6)
+
+run_id: 1
+attempted: 9906
+acknowledged: 9900
+errors: 6
+errors_connection_closed: 6
+p50_ms: 1.010
+p90_ms: 2.000
+p99_ms: 4.500
+started_at: 2026-11-27T14:10:15.537Z
+";
+
+    #[test]
+    fn live_lines_parse_and_error_descriptions_count_nothing() {
+        let s = samples(STALL);
+        assert_eq!(s.len(), 9);
+        assert_eq!(
+            s[2],
+            Sample {
+                t: 3.0,
+                tx_per_s: 1900.0,
+                ok: 6000,
+                errors: 4
+            }
+        );
+        assert_eq!(
+            parse_live_line(
+                "load: [   3.0s]   2773.1 tx/s  ok=7862 errors=4 p50=1.16ms p99=5.76ms in-flight=0"
+            )
+            .map(|s| (s.t, s.tx_per_s, s.ok, s.errors)),
+            Some((3.0, 2773.1, 7862, 4))
+        );
+        for other in [
+            "load: [   3.0s] transaction connection_closed: FATAL 08P01: server conn crashed?",
+            "load: [   9.3s] connect connect_timeout: no connection within 5s",
+            "load: [  x.0s]   1.0 tx/s  ok=1 errors=0",
+            "load: [   1.0s]   1.0 tx/s  ok=? errors=0",
+            "     acknowledged..................: 9900 1053.2/s",
+            "",
+        ] {
+            assert_eq!(parse_live_line(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn errors_per_second_are_the_growth_of_the_count() {
+        let e = errors_per_second(&samples(STALL));
+        let rates: Vec<f64> = e.iter().map(|p| p.1).collect();
+        assert_eq!(rates, [0.0, 0.0, 4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(e[3].0, 4.0);
+    }
+
+    #[test]
+    fn the_stall_in_the_middle_is_the_longest() {
+        let stall = longest_stall(&samples(STALL)).unwrap();
+        assert_eq!(stall, Stall { from: 3.0, to: 7.0 });
+        assert_eq!(stall.seconds(), 4.0);
+        // A stall from the very start counts from 0; a writer that never stalls has none.
+        let slow_start = "load: [   1.0s] 0.0 tx/s  ok=0 errors=0\nload: [   2.0s] 0.0 tx/s  ok=0 errors=1\n\
+                          load: [   3.0s] 9.0 tx/s  ok=9 errors=1\nload: [   4.0s] 0.0 tx/s  ok=9 errors=1\n";
+        assert_eq!(
+            longest_stall(&samples(slow_start)),
+            Some(Stall { from: 0.0, to: 2.0 })
+        );
+        let steady =
+            "load: [   1.0s] 5.0 tx/s  ok=5 errors=0\nload: [   2.0s] 5.0 tx/s  ok=10 errors=0\n";
+        assert_eq!(longest_stall(&samples(steady)), None);
+    }
+
+    #[test]
+    fn the_summary_reads_the_key_value_lines_only() {
+        let summary = Summary::of(STALL, &samples(STALL));
+        assert_eq!(summary.acknowledged.as_deref(), Some("9900"));
+        assert_eq!(summary.errors.as_deref(), Some("6"));
+        assert_eq!(summary.p50_ms.as_deref(), Some("1.010"));
+        assert_eq!(summary.p99_ms.as_deref(), Some("4.500"));
+        assert_eq!(
+            summary.parts(),
+            vec![
+                ("acknowledged", "9900".to_string()),
+                ("errors", "6".to_string()),
+                ("p50", "1.010 ms".to_string()),
+                ("p99", "4.500 ms".to_string()),
+                (
+                    "longest without an acknowledged write",
+                    "4 s (from 3 s to 7 s)".to_string()
+                ),
+            ]
+        );
+        // Killed before its summary: what it did not print is a dash.
+        let out = "load: [   1.0s] 5.0 tx/s  ok=5 errors=0\n";
+        let cut = Summary::of(out, &samples(out));
+        assert_eq!(cut.parts()[0], ("acknowledged", "—".to_string()));
+        assert_eq!(cut.parts()[4].1, "none (every second had one)");
+    }
+
+    #[test]
+    fn events_are_placed_from_start_times_and_those_outside_the_run_are_skipped() {
+        let writer = "2026-11-27T14:10:15.537Z";
+        let at = |event: &str| event_offset(writer, 9.4, event).unwrap();
+        assert_eq!(at("2026-11-27T14:10:18.737Z"), Some(3.2));
+        assert_eq!(at("2026-11-27T14:10:15.000Z"), None, "before the run");
+        assert_eq!(at("2026-11-27T14:10:25.000Z"), None, "after the run");
+        // Older records have whole seconds: exact to a second, placed at the run's edge.
+        assert_eq!(
+            event_offset("2026-11-27T14:10:15Z", 9.4, "2026-11-27T14:10:20Z").unwrap(),
+            Some(5.0)
+        );
+        assert_eq!(at("2026-11-27T14:10:15Z"), Some(0.0));
+        assert_eq!(at("2026-11-27T14:10:14Z"), None);
+        assert_eq!(at("2026-11-27T14:10:25Z"), Some(9.4));
+        assert!(event_offset(writer, 9.4, "yesterday").is_err());
+    }
+
+    #[test]
+    fn draws_the_writer_with_its_events() {
+        let events = vec![
+            Event {
+                label: "restart the primary".into(),
+                at: 6.5,
+            },
+            Event {
+                label: "kill <the> primary".into(),
+                at: 3.2,
+            },
+        ];
+        let t = Timeline::new(STALL, 9.4, events).unwrap();
+        assert_eq!(t.events[0].label, "kill <the> primary", "in time order");
+        let svg = t.svg("writer through a crash").unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("writer through a crash"));
+        assert!(svg.contains("kill &lt;the&gt; primary"), "labels escaped");
+        assert!(svg.contains("restart the primary"));
+        assert!(svg.contains("acknowledged tx/s"));
+        assert!(svg.contains("errors/s"));
+        assert!(!svg.contains("\n\n"));
+    }
+
+    #[test]
+    fn output_without_live_lines_is_an_error_not_a_panic() {
+        let err = Timeline::new("run_id: 1\nacknowledged: 5\n", 3.0, vec![]).unwrap_err();
+        assert!(format!("{err}").contains("no live line"), "{err}");
+        // A writer with no acknowledged write at all still draws.
+        let t = Timeline::new(
+            "load: [   1.0s]      0.0 tx/s  ok=0 errors=3 p50=0.00ms p99=0.00ms in-flight=0\n",
+            1.2,
+            vec![],
+        )
+        .unwrap();
+        assert!(t.svg("nothing").unwrap().starts_with("<svg"));
+    }
+}
