@@ -1,5 +1,6 @@
 //! A small fixture chapter run live: checks, captures, a step stopped at its bound,
-//! a background step, and the record it leaves.
+//! a background step, shell variables carried from step to step (and into psql through
+//! `vars=`), and the record it leaves.
 
 mod common;
 
@@ -13,8 +14,9 @@ const CHAPTER: &str = r#"# Fixture
 A primary and its synchronous standby.
 ```
 
-```sql lab on=postgres-primary capture=lsn
-SELECT pg_current_wal_lsn() AS lsn;
+```sh lab capture=lsn
+lsn=$(docker compose exec -T postgres-primary psql -U postgres -Atc "SELECT pg_current_wal_lsn()")
+echo "lsn: $lsn"
 ```
 
 ```sql check on=postgres-primary claim="the sync standby streams" wait-until timeout=20s
@@ -39,11 +41,15 @@ SELECT count(*) = 1 AS committed_locally, count(*) AS rows FROM rental WHERE ren
 ```
 
 ```sh lab stop=ticker
-echo "ticker stopped; lsn was {{lsn}}"
+echo "ticker stopped; lsn was $lsn"
 ```
 
 ```sh check claim="a failing command fails its check" expect-fail
-exit 3
+false
+```
+
+```sql check on=postgres-primary vars=lsn claim="a shell variable reaches psql"
+SELECT :'lsn'::pg_lsn <= pg_current_wal_lsn() AS ordered, :'lsn' AS lsn;
 ```
 "#;
 
@@ -90,5 +96,9 @@ async fn fixture_chapter_runs_live_and_records() {
     // A check whose command fails while it is expected to succeed... here expected to fail: holds.
     let failing = by_id("step-8");
     assert!(failing.ok, "{failing:#?}");
+    // The shell variable of step 1 reached step 7's shell and step 9's psql.
+    let vars = by_id("step-9").check.as_ref().unwrap();
+    assert!(vars.passed, "{vars:#?}");
+    assert_eq!(vars.figure, [("lsn".to_string(), lsn.clone())]);
     drop(engine);
 }
