@@ -109,7 +109,7 @@ impl Cluster {
             }
         }
         if self.all_healthy(services).await? {
-            eprintln!(
+            tracing::info!(
                 "cluster {}: already up ({})",
                 self.settings.project(),
                 services.join(", ")
@@ -120,7 +120,7 @@ impl Cluster {
         let started = Instant::now();
         let mut args = vec!["up", "--build", "-d", "--wait", "--wait-timeout", "120"];
         args.extend(services.iter().copied());
-        eprintln!(
+        tracing::info!(
             "cluster {}: starting {}",
             self.settings.project(),
             services.join(", ")
@@ -129,8 +129,12 @@ impl Cluster {
         {
             return Err(self.explain_up_failure(err).await);
         }
-        self.wait_streaming(STREAM_TIMEOUT).await?;
-        eprintln!(
+        if crate::patroni::involves(services) {
+            crate::patroni::wait_ready(self, crate::patroni::READY_TIMEOUT).await?;
+        } else {
+            self.wait_streaming(STREAM_TIMEOUT).await?;
+        }
+        tracing::info!(
             "cluster {}: up in {:.1} s",
             self.settings.project(),
             started.elapsed().as_secs_f64()
@@ -142,7 +146,7 @@ impl Cluster {
     /// which service, the failing build step, or the node's last log lines.
     async fn explain_up_failure(&self, err: anyhow::Error) -> anyhow::Error {
         let text = format!("{err:#}");
-        for (service, var) in SERVICES {
+        for (service, var, _) in SERVICES {
             if let Ok(port) = self.settings.var(var) {
                 let needle = format!("127.0.0.1:{port}");
                 if text.contains(&needle)
@@ -163,7 +167,7 @@ impl Cluster {
             return err.context("building the images failed: the failing step is shown above");
         }
         let mut logs = String::new();
-        for service in POSTGRES_SERVICES.iter().chain(["pgbouncer"].iter()) {
+        for (service, _, _) in SERVICES {
             if let Ok(Some((state, health))) =
                 self.engine.state(self.settings.project(), service).await
                 && (state != "running" || health.as_deref() == Some("unhealthy"))
@@ -268,12 +272,20 @@ impl Cluster {
 
     /// Stops and removes the project's containers (and its volumes with `volumes`).
     pub async fn down(&self, volumes: bool) -> Result<()> {
-        let mut args = vec!["down", "--remove-orphans", "-t", "10"];
+        // With its profile named, `down` removes chapter 6's cluster too.
+        let mut args = vec![
+            "--profile",
+            crate::patroni::PROFILE,
+            "down",
+            "--remove-orphans",
+            "-t",
+            "10",
+        ];
         if volumes {
             args.push("-v");
         }
         compose::run(&self.settings, &args, Duration::from_secs(180), false).await?;
-        eprintln!(
+        tracing::info!(
             "cluster {}: down{}",
             self.settings.project(),
             if volumes { " (volumes removed)" } else { "" }

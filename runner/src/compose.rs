@@ -67,7 +67,7 @@ pub async fn run(
         let mut err = stderr.map(|s| BufReader::new(s).lines());
         let mut keep = |line: String| {
             if echo {
-                eprintln!("  {line}");
+                tracing::info!("  {line}");
             }
             text.push_str(&line);
             text.push('\n');

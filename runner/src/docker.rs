@@ -143,7 +143,7 @@ impl Engine {
 
     /// Runs `cmd` in the running container of `service`, feeding `stdin` when given,
     /// and stops waiting after `timeout`. Commands that must not outlive their bound
-    /// inside the container are wrapped by the caller (see [`bounded`]).
+    /// inside the container go through [`Engine::exec_bounded`].
     pub async fn exec(
         &self,
         project: &str,
@@ -212,6 +212,37 @@ impl Engine {
         Ok(out)
     }
 
+    /// Runs `cmd` in `service` so that it cannot outlive `bound` inside the container:
+    /// SIGINT at the bound (psql then cancels its query, as a reader's Ctrl-C would),
+    /// SIGKILL 3 s later. A command stopped so is reported as timed out, with no exit
+    /// status (`timeout`'s own 124/137 never reach the caller).
+    pub async fn exec_bounded(
+        &self,
+        project: &str,
+        service: &str,
+        bound: Duration,
+        cmd: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<ExecOutput> {
+        let wrapped = wrap_in_timeout(bound, cmd);
+        let mut out = self
+            .exec(
+                project,
+                service,
+                &wrapped,
+                stdin,
+                bound + Duration::from_secs(8),
+            )
+            .await?;
+        if matches!(out.exit_code, Some(124) | Some(137)) {
+            out.timed_out = true;
+        }
+        if out.timed_out {
+            out.exit_code = None;
+        }
+        Ok(out)
+    }
+
     /// The last `lines` lines of a service's log.
     pub async fn logs_tail(&self, project: &str, service: &str, lines: usize) -> Result<String> {
         let Some(container) = self.container(project, service).await? else {
@@ -269,9 +300,8 @@ impl Engine {
     }
 }
 
-/// Wraps a command so that it cannot outlive `timeout` inside its container: SIGINT at
-/// the bound (psql then cancels its query, as a reader's Ctrl-C would), SIGKILL 3 s later.
-pub fn bounded(timeout: Duration, cmd: &[&str]) -> Vec<String> {
+/// `timeout -k 3 -s INT SECS CMD…`: SIGINT at the bound, SIGKILL 3 s later.
+fn wrap_in_timeout(timeout: Duration, cmd: &[&str]) -> Vec<String> {
     let secs = format!("{:.1}", timeout.as_secs_f64().max(0.1));
     let mut wrapped: Vec<String> = ["timeout", "-k", "3", "-s", "INT", secs.as_str()]
         .iter()
@@ -287,7 +317,7 @@ mod tests {
 
     #[test]
     fn bounded_wraps_with_timeout_int_then_kill() {
-        let cmd = bounded(Duration::from_millis(2500), &["psql", "-X"]);
+        let cmd = wrap_in_timeout(Duration::from_millis(2500), &["psql", "-X"]);
         assert_eq!(
             cmd,
             ["timeout", "-k", "3", "-s", "INT", "2.5", "psql", "-X"]

@@ -32,22 +32,22 @@ pub async fn ensure_base(settings: &Settings, engine: &Engine, way: BaseWay) -> 
     match way {
         BaseWay::Hub => {
             pull_hub_base(engine).await?;
-            eprintln!("base image: {HUB_BASE} (Docker Hub)");
+            tracing::info!("base image: {HUB_BASE} (Docker Hub)");
             Ok(HUB_BASE.to_string())
         }
         BaseWay::Debootstrap => debootstrap_base(settings, engine).await,
         BaseWay::Auto => {
             if engine.image_exists(HUB_BASE).await? {
-                eprintln!("base image: {HUB_BASE} (present locally)");
+                tracing::info!("base image: {HUB_BASE} (present locally)");
                 return Ok(HUB_BASE.to_string());
             }
             match pull_hub_base(engine).await {
                 Ok(()) => {
-                    eprintln!("base image: {HUB_BASE} (pulled from Docker Hub)");
+                    tracing::info!("base image: {HUB_BASE} (pulled from Docker Hub)");
                     Ok(HUB_BASE.to_string())
                 }
                 Err(err) => {
-                    eprintln!(
+                    tracing::info!(
                         "base image: Docker Hub unreachable ({err:#}); building one with debootstrap"
                     );
                     debootstrap_base(settings, engine).await
@@ -102,11 +102,11 @@ pub async fn debootstrap_tag(settings: &Settings) -> Result<String> {
 async fn debootstrap_base(settings: &Settings, engine: &Engine) -> Result<String> {
     let tag = debootstrap_tag(settings).await?;
     if engine.image_exists(&tag).await? {
-        eprintln!("base image: {tag} (debootstrap, already built)");
+        tracing::info!("base image: {tag} (debootstrap, already built)");
         return Ok(tag);
     }
     let script = settings.compose_dir().join("scripts/build-base.sh");
-    eprintln!("base image: building {tag} with debootstrap (a few minutes)…");
+    tracing::info!("base image: building {tag} with debootstrap (a few minutes)…");
     let mut child = tokio::process::Command::new("bash")
         .arg(&script)
         .kill_on_drop(true)
@@ -122,6 +122,6 @@ async fn debootstrap_base(settings: &Settings, engine: &Engine) -> Result<String
             script.display()
         );
     }
-    eprintln!("base image: {tag} (debootstrap)");
+    tracing::info!("base image: {tag} (debootstrap)");
     Ok(tag)
 }

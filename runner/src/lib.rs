@@ -6,18 +6,13 @@
 //! here.
 
 pub mod book;
-pub mod chart;
 pub mod cluster;
 pub mod compose;
 pub mod docker;
 pub mod images;
 pub mod lab;
 pub mod load;
+pub mod patroni;
 pub mod pg;
-pub mod reader;
-pub mod record;
-pub mod render;
-pub mod run;
 pub mod settings;
-pub mod timeline;
 pub mod verify;

@@ -42,6 +42,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cmd::console::init_logging();
     let result = match cli.command {
         Command::Check => cmd::check::run(),
         Command::Book(args) => cmd::book::run(args),

@@ -4,15 +4,26 @@
 use std::path::{Path, PathBuf};
 
 use runner::book::{self, Mode};
-use runner::lab::parse_chapter;
-use runner::record::{self, BlockRecord, ChapterRecord, CheckRecord};
+use runner::lab::engine::{SharedObserver, Silent};
 
-fn fixture_copy(name: &str) -> PathBuf {
+/// Offline builds run nothing: nobody needs to hear about steps.
+fn silent() -> SharedObserver {
+    std::sync::Arc::new(Silent)
+}
+use runner::lab::parse_chapter;
+use runner::lab::record::{self, BlockRecord, ChapterRecord, CheckRecord};
+
+/// A copy of the fixture book in a temporary folder (removed when dropped), as
+/// `<tmp>/book`, so messages name it `book/src/…` as they name the real one.
+fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/book");
-    let to = std::env::temp_dir().join(format!("lab-book-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&to);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("lab-book-{name}-"))
+        .tempdir()
+        .unwrap();
+    let to = tmp.path().join("book");
     copy_dir(&from, &to);
-    to
+    (tmp, to)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -51,7 +62,7 @@ started_at: 2026-11-27T10:00:01.012Z
 
 /// Records the fixture chapter as a run would have (the figures are the fixture's).
 fn record_fixture(book_dir: &Path) {
-    let chapters = book::lab_chapters(book_dir).unwrap();
+    let chapters = runner::lab::chapters::lab_chapters(book_dir).unwrap();
     let chapter = &chapters[0].chapter;
     let block = |i: usize, output: &str| BlockRecord {
         id: chapter.blocks[i].id.clone(),
@@ -113,7 +124,7 @@ fn record_fixture(book_dir: &Path) {
 
 #[test]
 fn offline_build_splices_records_into_the_html() {
-    let dir = fixture_copy("ok");
+    let (_tmp, dir) = fixture_copy("ok");
     record_fixture(&dir);
     let summary = book::check(&dir).unwrap();
     assert!(summary.ok(), "{summary:?}");
@@ -121,7 +132,7 @@ fn offline_build_splices_records_into_the_html() {
         (summary.blocks, summary.fresh, summary.checks_passed),
         (5, 5, 1)
     );
-    let out = book::build(&dir, Some(Mode::Offline)).unwrap();
+    let out = book::build(&dir, Some(Mode::Offline), silent()).unwrap();
     let html = std::fs::read_to_string(out.join("chapter-1-streaming.html")).unwrap();
     assert!(
         html.contains("postgres-sync-standby | sync"),
@@ -165,12 +176,11 @@ fn offline_build_splices_records_into_the_html() {
         details.contains("<pre><code class=\"language-text\">load: [   1.0s]"),
         "the output renders as a code block inside <details>: {details}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn stale_record_fails_the_build_with_file_and_line() {
-    let dir = fixture_copy("stale");
+    let (_tmp, dir) = fixture_copy("stale");
     record_fixture(&dir);
     let path = dir.join("src/chapter-1-streaming.md");
     let text = std::fs::read_to_string(&path)
@@ -184,17 +194,19 @@ fn stale_record_fails_the_build_with_file_and_line() {
         "{:?}",
         summary.problems
     );
-    let err = format!("{:#}", book::build(&dir, Some(Mode::Offline)).unwrap_err());
+    let err = format!(
+        "{:#}",
+        book::build(&dir, Some(Mode::Offline), silent()).unwrap_err()
+    );
     assert!(
-        err.contains("chapter-1-streaming.md:7: stale record"),
+        err.contains("chapter-1-streaming.md:7 [step-1]: stale (its text changed"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_markup_fails_with_line_and_column_and_keeps_records() {
-    let dir = fixture_copy("bad");
+    let (_tmp, dir) = fixture_copy("bad");
     record_fixture(&dir);
     let before = std::fs::read_to_string(dir.join("recorded/chapter-1-streaming.json")).unwrap();
     let path = dir.join("src/chapter-1-streaming.md");
@@ -208,17 +220,19 @@ fn bad_markup_fails_with_line_and_column_and_keeps_records() {
         err.contains("src/chapter-1-streaming.md:7:32: malformed timeout"),
         "{err}"
     );
-    let err = format!("{:#}", book::build(&dir, Some(Mode::Offline)).unwrap_err());
+    let err = format!(
+        "{:#}",
+        book::build(&dir, Some(Mode::Offline), silent()).unwrap_err()
+    );
     assert!(err.contains("chapter-1-streaming.md:7:32"), "{err}");
     let after = std::fs::read_to_string(dir.join("recorded/chapter-1-streaming.json")).unwrap();
     assert_eq!(before, after, "records untouched");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn chapters_are_selected_by_number_name_or_stem() {
     let src = "```sh lab\necho\n```\n";
-    let mk = |path: &str| book::LabChapter {
+    let mk = |path: &str| runner::lab::chapters::LabChapter {
         chapter: parse_chapter(path, path, src).unwrap(),
         source: src.into(),
     };
@@ -228,42 +242,42 @@ fn chapters_are_selected_by_number_name_or_stem() {
         mk("appendix.md"),
     ];
     assert_eq!(
-        book::select(&chapters, "1").unwrap().chapter.path,
+        runner::lab::chapters::select(&chapters, "1")
+            .unwrap()
+            .chapter
+            .path,
         "chapter-1-cluster.md"
     );
     assert_eq!(
-        book::select(&chapters, "chapter-10").unwrap().chapter.path,
+        runner::lab::chapters::select(&chapters, "chapter-10")
+            .unwrap()
+            .chapter
+            .path,
         "chapter-10-more.md"
     );
     assert_eq!(
-        book::select(&chapters, "appendix").unwrap().chapter.path,
+        runner::lab::chapters::select(&chapters, "appendix")
+            .unwrap()
+            .chapter
+            .path,
         "appendix.md"
     );
-    assert!(book::select(&chapters, "7").is_err());
+    assert!(runner::lab::chapters::select(&chapters, "7").is_err());
 }
 
-/// The spliced Markdown of the fixture chapter, compared with the committed snapshot
-/// (`LAB_SNAPSHOTS=overwrite cargo test --test book` rewrites it after a deliberate change).
+/// The spliced Markdown of the fixture chapter, compared byte for byte with the committed
+/// snapshot (`SNAPSHOTS=overwrite cargo test --test book` rewrites it after a deliberate
+/// change; read the diff before committing it).
 #[test]
 fn spliced_chapter_matches_its_snapshot() {
-    let dir = fixture_copy("snapshot");
+    let (_tmp, dir) = fixture_copy("snapshot");
     record_fixture(&dir);
-    let chapters = book::lab_chapters(&dir).unwrap();
+    let chapters = runner::lab::chapters::lab_chapters(&dir).unwrap();
     let lab = &chapters[0];
     let record = record::load(&dir, &lab.chapter).unwrap().unwrap();
-    let spliced = runner::render::splice(&lab.source, &lab.chapter, &record);
-    let snapshot = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/chapter-1-streaming.spliced.md");
-    if std::env::var("LAB_SNAPSHOTS").as_deref() == Ok("overwrite") {
-        std::fs::write(&snapshot, &spliced).unwrap();
-    }
-    let expected =
-        std::fs::read_to_string(&snapshot).expect("snapshot (LAB_SNAPSHOTS=overwrite to create)");
-    assert_eq!(
+    let spliced = runner::book::render::splice(&lab.source, &lab.chapter, &record);
+    snapbox::assert_data_eq!(
         spliced,
-        expected,
-        "the spliced chapter differs from {}",
-        snapshot.display()
+        snapbox::file!["fixtures/chapter-1-streaming.spliced.md"].raw()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

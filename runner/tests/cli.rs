@@ -1,61 +1,50 @@
 //! The command line's fatal errors: one line, with what the reader needs, exit 2.
+//! Snapshots with snapbox: `[..]` stands for the part that varies between machines.
 
-use std::process::Command;
+use snapbox::cmd::Command;
+use snapbox::str;
 
 fn runner() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
+    Command::new(snapbox::cmd::cargo_bin!("runner"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 }
 
 #[test]
 fn unreachable_docker_is_one_line_naming_the_socket() {
-    let out = runner()
+    runner()
         .arg("status")
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("runner: cannot reach Docker at unix:///nonexistent/docker.sock"),
-        "{stderr}"
-    );
+        .assert()
+        .code(2)
+        .stdout_eq(str![""])
+        .stderr_eq(str![[r#"
+runner: cannot reach Docker at unix:///nonexistent/docker.sock[..]
+
+"#]]);
 }
 
 #[test]
 fn unknown_chapter_lists_the_chapters() {
-    let out = runner()
+    runner()
         .args(["exec", "chapter-99"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no lab chapter matches \"chapter-99\""),
-        "{stderr}"
-    );
-    assert!(stderr.contains("chapter-1-run-a-cluster"), "{stderr}");
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+runner: no lab chapter matches "chapter-99" (chapters: chapter-0-prerequisites, chapter-1-run-a-cluster, [..])
+
+"#]]);
 }
 
 #[test]
 fn dry_run_lists_steps_without_docker() {
-    let out = runner()
+    runner()
         .args(["exec", "1", "--dry-run"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("precondition: fresh"), "{stdout}");
-    assert!(
-        stdout.contains("docker compose up --build -d pgbouncer"),
-        "{stdout}"
-    );
+        .assert()
+        .success()
+        .stdout_eq(str![[r#"
+chapter-1-run-a-cluster.md
+  precondition: fresh, 
+[..]export BASE_IMAGE=$(runner base)
+...
+"#]]);
 }

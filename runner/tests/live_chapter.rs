@@ -5,8 +5,8 @@
 mod common;
 
 use common::{TestCluster, docker_tests_skipped};
+use runner::lab::engine::Engine;
 use runner::lab::parse_chapter;
-use runner::run::Engine;
 
 const CHAPTER: &str = r#"# Fixture
 
@@ -60,7 +60,7 @@ async fn fixture_chapter_runs_live_and_records() {
     }
     let test = TestCluster::new("lab-test-chapter", 25450).await;
     let chapter = parse_chapter("fixture.md", "fixture.md", CHAPTER).expect("fixture parses");
-    let mut engine = Engine::new(test.cluster.clone(), true);
+    let mut engine = Engine::new(test.cluster.clone(), common::printed());
     let record = engine
         .run_chapter(&chapter)
         .await

@@ -19,11 +19,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TestCluster, docker_tests_skipped};
 use runner::images::BaseWay;
-use runner::load::{self, Ledger, LoadConfig, LoadSummary};
+use runner::load::{
+    self, ErrorSeen, Ledger, LoadConfig, LoadObserver, LoadSummary, Notice, Progress,
+};
 use runner::settings::Settings;
 use runner::verify::{self, Expectation};
 use runner::{compose, pg};
@@ -74,6 +77,21 @@ fn runner_command(settings: &Settings) -> std::process::Command {
     cmd
 }
 
+/// Shows a run's events in the test's output, as `runner load` shows them.
+struct Shown;
+
+impl LoadObserver for Shown {
+    fn progress(&self, progress: &Progress) {
+        eprintln!("load: {progress}");
+    }
+    fn error(&self, error: &ErrorSeen) {
+        eprintln!("load: {error}");
+    }
+    fn notice(&self, notice: &Notice) {
+        eprintln!("load: {notice}");
+    }
+}
+
 fn print(what: &str, summary: &LoadSummary) {
     eprintln!("--- {what}\n{}{}", summary.human(), summary.key_values());
 }
@@ -97,14 +115,25 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     }
     let settings = test.cluster.settings.clone();
     let scratch = Scratch::new();
+    sync_through_pgbouncer_loses_nothing(&settings, &scratch).await;
+    a_killed_writers_ledger_verifies(&settings, &scratch).await;
+    commits_hang_when_the_sync_standby_stops(&settings, &scratch).await;
+    synchronous_commit_local_does_not_wait(&settings, &scratch).await;
+    let ledger = scratch.path("async.ledger");
+    let (summary, pausing_at) = write_until_the_primary_is_killed(&settings, &ledger).await;
+    the_promoted_standby_lacks_acknowledged_writes(&settings, &ledger, &summary, pausing_at).await;
+    drop(test);
+}
 
+async fn sync_through_pgbouncer_loses_nothing(settings: &Settings, scratch: &Scratch) {
     // 1. Synchronous replication, through pgbouncer: nothing acknowledged is lost.
     let ledger = scratch.path("sync.ledger");
     let summary = load::run(
         LoadConfig {
             duration: Some(Duration::from_secs(2)),
-            ..config(&settings, "pgbouncer", &ledger)
+            ..config(settings, "pgbouncer", &ledger)
         },
+        Arc::new(Shown),
         std::future::pending(),
     )
     .await
@@ -113,18 +142,20 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     assert!(summary.acknowledged > 0, "no write acknowledged");
     assert_eq!(summary.errors, 0);
     assert!(summary.latency.p99_ms > 0.0);
-    let report = verify_on(&settings, &ledger, "postgres-primary").await;
+    let report = verify_on(settings, &ledger, "postgres-primary").await;
     eprintln!("{}", report.key_values());
     assert_eq!(report.check.acknowledged as u64, summary.acknowledged);
     assert_eq!(report.check.ok as u64, summary.acknowledged);
     assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
     assert!(Expectation::NoLoss.failure(&report).is_none());
     assert!(Expectation::Loss.failure(&report).is_some());
+}
 
+async fn a_killed_writers_ledger_verifies(settings: &Settings, scratch: &Scratch) {
     // The command line, SIGKILLed mid-run: its ledger is still readable (a cut last
     // line is tolerated) and `runner verify` holds it against the primary.
     let ledger = scratch.path("killed.ledger");
-    let mut writer = runner_command(&settings)
+    let mut writer = runner_command(settings)
         .args([
             "load",
             "--target",
@@ -144,7 +175,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         parsed.acknowledged() > 0,
         "the writer wrote before it was killed"
     );
-    let verified = runner_command(&settings)
+    let verified = runner_command(settings)
         .args([
             "verify",
             "--on",
@@ -167,7 +198,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         stdout.contains(&format!("\nacknowledged: {}\n", parsed.acknowledged())),
         "{stdout}"
     );
-    let expect_loss = runner_command(&settings)
+    let expect_loss = runner_command(settings)
         .args([
             "verify",
             "--on",
@@ -183,11 +214,13 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         Some(1),
         "--expect-loss fails when nothing is lost"
     );
+}
 
+async fn commits_hang_when_the_sync_standby_stops(settings: &Settings, scratch: &Scratch) {
     // 2. The synchronous standby stops: commits hang in SyncRep. The client's bound
     // cancels each; PostgreSQL's WARNING says it committed locally, so it is present
     // on the primary — recovered, not acknowledged, not lost.
-    compose(&settings, &["stop", "postgres-sync-standby"]).await;
+    compose(settings, &["stop", "postgres-sync-standby"]).await;
     let ledger = scratch.path("hang.ledger");
     let started = Instant::now();
     let summary = load::run(
@@ -195,8 +228,9 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
             workers: 2,
             duration: Some(Duration::from_millis(2500)),
             commit_timeout: Some(Duration::from_millis(500)),
-            ..config(&settings, "pgbouncer", &ledger)
+            ..config(settings, "pgbouncer", &ledger)
         },
+        Arc::new(Shown),
         std::future::pending(),
     )
     .await
@@ -214,7 +248,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         .unwrap_or(0);
     assert!(cancelled >= 2, "{:?}", summary.errors_by_class);
     assert_eq!(summary.client_cancels, summary.attempted);
-    let report = verify_on(&settings, &ledger, "postgres-primary").await;
+    let report = verify_on(settings, &ledger, "postgres-primary").await;
     eprintln!("{}", report.key_values());
     assert_eq!(report.check.recovered.len() as u64, cancelled);
     assert!(report.check.lost.is_empty() && report.check.unexpected.is_empty());
@@ -227,8 +261,9 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         LoadConfig {
             workers: 3,
             duration: Some(Duration::from_millis(1500)),
-            ..config(&settings, "pgbouncer", &ledger)
+            ..config(settings, "pgbouncer", &ledger)
         },
+        Arc::new(Shown),
         std::future::pending(),
     )
     .await
@@ -241,7 +276,9 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     assert_eq!(summary.attempted, 3, "one hung commit per worker");
     assert_eq!(summary.errors_by_class.get("syncrep_cancelled"), Some(&3));
     assert_eq!(summary.client_cancels, 3);
+}
 
+async fn synchronous_commit_local_does_not_wait(settings: &Settings, scratch: &Scratch) {
     // ... and with synchronous_commit = local, set inside each transaction, the same
     // load through pgbouncer's transaction pooling does not wait at all.
     let ledger = scratch.path("local.ledger");
@@ -250,8 +287,9 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
             duration: Some(Duration::from_secs(2)),
             commit_timeout: Some(Duration::from_secs(1)),
             synchronous_commit: Some("local".into()),
-            ..config(&settings, "pgbouncer", &ledger)
+            ..config(settings, "pgbouncer", &ledger)
         },
+        Arc::new(Shown),
         std::future::pending(),
     )
     .await
@@ -259,10 +297,15 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
     print("sync standby stopped, synchronous_commit=local", &summary);
     assert!(summary.acknowledged > 0);
     assert_eq!(summary.errors, 0, "{:?}", summary.errors_by_class);
+}
 
+async fn write_until_the_primary_is_killed(
+    settings: &Settings,
+    ledger: &Path,
+) -> (LoadSummary, chrono::DateTime<chrono::Utc>) {
     // 3. Asynchronous replication: pause the standby, keep writing until the primary
     // has WAL the standby was never sent, SIGKILL the primary, promote the standby.
-    let primary = pg::connect(&settings, "postgres-primary", "db")
+    let primary = pg::connect(settings, "postgres-primary", "db")
         .await
         .unwrap();
     pg::rows(&primary, "ALTER SYSTEM SET synchronous_standby_names = ''")
@@ -279,17 +322,17 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         assert!(Instant::now() < deadline, "the reload did not take");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ledger = scratch.path("async.ledger");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn(load::run(
-        config(&settings, "postgres-primary", &ledger),
+        config(settings, "postgres-primary", ledger),
+        Arc::new(Shown),
         async {
             let _ = stop_rx.await;
         },
     ));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pausing_at = chrono::Utc::now();
-    compose(&settings, &["pause", "postgres-async-standby"]).await;
+    compose(settings, &["pause", "postgres-async-standby"]).await;
     let paused = Instant::now();
     let unsent_sql = "SELECT pg_current_wal_lsn() - sent_lsn FROM pg_stat_replication \
                       WHERE application_name = 'postgres-async-standby'";
@@ -310,7 +353,7 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(primary);
-    compose(&settings, &["kill", "postgres-primary"]).await;
+    compose(settings, &["kill", "postgres-primary"]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(());
     let summary = writer
@@ -323,18 +366,27 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         summary.errors + summary.connect_errors > 0,
         "the writer saw the primary die"
     );
-    compose(&settings, &["unpause", "postgres-async-standby"]).await;
-    let standby = pg::connect(&settings, "postgres-async-standby", "db")
+    (summary, pausing_at)
+}
+
+async fn the_promoted_standby_lacks_acknowledged_writes(
+    settings: &Settings,
+    ledger: &Path,
+    summary: &LoadSummary,
+    pausing_at: chrono::DateTime<chrono::Utc>,
+) {
+    compose(settings, &["unpause", "postgres-async-standby"]).await;
+    let standby = pg::connect(settings, "postgres-async-standby", "db")
         .await
         .unwrap();
     let promoted = pg::scalar(&standby, "SELECT pg_promote()").await.unwrap();
     assert_eq!(promoted.as_deref(), Some("t"));
 
-    let report = verify_on(&settings, &ledger, "postgres-async-standby").await;
+    let report = verify_on(settings, ledger, "postgres-async-standby").await;
     eprintln!("{}", report.key_values());
 
     // The same loss, computed here from the ledger and the promoted node's rows.
-    let parsed = Ledger::read(&ledger).unwrap();
+    let parsed = Ledger::read(ledger).unwrap();
     let acked: BTreeSet<i64> = parsed
         .ops
         .iter()
@@ -375,7 +427,6 @@ async fn load_and_verify_through_sync_hang_and_async_failover() {
         "the first lost write ({}) was attempted well before the pause ({pausing_at})",
         first.attempted_at
     );
-    drop(test);
 }
 
 /// Verifies `ledger` against `service`, failing the test on any error.

@@ -10,9 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{TestCluster, docker_tests_skipped};
+use runner::lab::engine::Engine;
 use runner::lab::parse_chapter;
-use runner::reader::{ReaderOptions, ReaderReport, run_chapter_as_reader};
-use runner::run::Engine;
+use runner::lab::reader::{ReaderOptions, ReaderReport, run_chapter_as_reader};
 
 const CHAPTER: &str = r#"# Reader fixture
 
@@ -95,12 +95,11 @@ fn options() -> ReaderOptions {
     let runner = Path::new(env!("CARGO_BIN_EXE_runner"));
     let dir = runner.parent().unwrap().display().to_string();
     ReaderOptions {
-        stream: true,
         path: format!("{dir}:{}", std::env::var("PATH").unwrap_or_default()),
     }
 }
 
-fn block<'a>(report: &'a ReaderReport, id: &str) -> &'a runner::reader::ReaderBlock {
+fn block<'a>(report: &'a ReaderReport, id: &str) -> &'a runner::lab::reader::ReaderBlock {
     report
         .blocks
         .iter()
@@ -120,7 +119,7 @@ async fn a_chapter_typed_into_one_terminal() {
     let chapter = parse_chapter("reader.md", "reader.md", &source).expect("fixture parses");
 
     let test = TestCluster::new("lab-test-reader", 25480).await;
-    let mut engine = Engine::new(test.cluster.clone(), true);
+    let mut engine = Engine::new(test.cluster.clone(), common::printed());
     let report = run_chapter_as_reader(&mut engine, &chapter, &options())
         .await
         .expect("the chapter is typed");
@@ -147,7 +146,7 @@ async fn a_chapter_typed_into_one_terminal() {
 
     // The commit hung in SyncRep; Ctrl-C at 3 s cancelled it, with PostgreSQL's warning.
     let hung = block(&report, "step-8");
-    assert!(hung.timed_out && hung.ok, "{hung:#?}");
+    assert!(hung.end.timed_out() && hung.ok, "{hung:#?}");
     assert!(
         hung.output.contains("already committed locally"),
         "{hung:#?}"

@@ -5,56 +5,10 @@
 //! chart is drawn from it (plotters, SVG) when the book is rendered, so the figure is
 //! exactly the data the run printed.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+
+use crate::lab::output::Series;
 use plotters::prelude::*;
-
-/// A parsed series table: x label, series names, and points per series.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    /// The x column's name.
-    pub x_label: String,
-    /// One (name, points) per series; empty cells (`-`, `\N`, empty) are gaps.
-    pub lines: Vec<(String, Vec<(f64, f64)>)>,
-}
-
-/// Parses the step's output: a header line, then rows of numbers.
-/// Lines that do not have the header's number of columns are skipped (notes, blanks).
-pub fn parse(output: &str) -> Result<Series> {
-    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .context("a chart needs a header line")?
-        .split_whitespace()
-        .collect();
-    if header.len() < 2 {
-        bail!("a chart needs an x column and at least one series, found {header:?}");
-    }
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = header[1..]
-        .iter()
-        .map(|h| (h.to_string(), Vec::new()))
-        .collect();
-    for line in lines {
-        let cells: Vec<&str> = line.split_whitespace().collect();
-        if cells.len() != header.len() {
-            continue;
-        }
-        let Ok(x) = cells[0].parse::<f64>() else {
-            continue;
-        };
-        for (i, cell) in cells[1..].iter().enumerate() {
-            if let Ok(y) = cell.parse::<f64>() {
-                series[i].1.push((x, y));
-            }
-        }
-    }
-    if series.iter().all(|(_, points)| points.is_empty()) {
-        bail!("the chart's output has no data rows");
-    }
-    Ok(Series {
-        x_label: header[0].to_string(),
-        lines: series,
-    })
-}
 
 /// Draws the series as an SVG line chart titled `title`.
 pub fn svg(title: &str, series: &Series) -> Result<String> {
@@ -157,11 +111,12 @@ mod tests {
     }
 
     use super::*;
+    use crate::lab::output::parse_series;
 
     #[test]
     fn parses_columns_and_skips_notes() {
-        let s =
-            parse("t_s sync_ms async_ms\n0.0 1 120\nnote: paused\n0.5 2 -\n1.0 1 180\n").unwrap();
+        let s = parse_series("t_s sync_ms async_ms\n0.0 1 120\nnote: paused\n0.5 2 -\n1.0 1 180\n")
+            .unwrap();
         assert_eq!(s.x_label, "t_s");
         assert_eq!(
             s.lines[0],
@@ -175,13 +130,13 @@ mod tests {
 
     #[test]
     fn rejects_output_without_data() {
-        assert!(parse("t_s lag\n").is_err());
-        assert!(parse("only\n1\n").is_err());
+        assert!(parse_series("t_s lag\n").is_err());
+        assert!(parse_series("only\n1\n").is_err());
     }
 
     #[test]
     fn draws_an_svg_with_the_series_names() {
-        let s = parse("t_s lag_ms\n0 0\n1 250\n2 40\n").unwrap();
+        let s = parse_series("t_s lag_ms\n0 0\n1 250\n2 40\n").unwrap();
         let svg = svg("replay lag", &s).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("lag_ms"));

@@ -8,16 +8,14 @@
 //! verified claim with the figure behind it. A background step's output is shown where
 //! it ends — at the step that stops or awaits it, or at the chapter's end — and a
 //! `timeline=` writer's as a chart of its run with the chapter's `event=`s marked
-//! ([`crate::timeline`]). `{{name}}` placeholders in the prose become the values captured
+//! ([`crate::book::timeline`]). `{{name}}` placeholders in the prose become the values captured
 //! in the same run. Output is HTML-escaped; styles live in `theme/head.hbs`.
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
-
+use crate::book::timeline::{self, Event, Timeline};
+use crate::lab::record::{BlockRecord, ChapterRecord};
 use crate::lab::{Block, Chapter, Runner, code_spans, placeholders, typed};
-use crate::record::{BlockRecord, ChapterRecord};
-use crate::timeline::{self, Event, Timeline};
 
 /// Renders `source` (the chapter's Markdown) with the records spliced in.
 /// `record` must hold a fresh record for every block (checked by the caller).
@@ -322,7 +320,9 @@ fn output_html(block: &Block, record: &BlockRecord) -> String {
         meta(block, record)
     );
     if let Some(title) = &block.chart {
-        match crate::chart::parse(&record.output).and_then(|s| crate::chart::svg(title, &s)) {
+        match crate::lab::output::parse_series(&record.output)
+            .and_then(|s| crate::book::chart::svg(title, &s))
+        {
             // One line: a blank line inside would end mdBook's raw HTML block.
             Ok(svg) => {
                 let _ = writeln!(
@@ -387,109 +387,19 @@ fn fence_for(text: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
-/// Escapes text for HTML.
+/// Escapes text for HTML (`&`, `<`, `>`, `"`).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
+    // Writing into a String cannot fail.
+    let _ = pulldown_cmark_escape::escape_html(&mut out, text);
     out
-}
-
-/// Parses psql's `--csv` output: a header and rows.
-pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .context("reading psql's CSV header")?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let mut rows = Vec::new();
-    for row in reader.records() {
-        rows.push(
-            row.context("reading psql's CSV output")?
-                .iter()
-                .map(str::to_string)
-                .collect(),
-        );
-    }
-    Ok((header, rows))
-}
-
-/// Formats a result the way psql's aligned output does.
-pub fn psql_table(header: &[String], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate().take(widths.len()) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let centered: Vec<String> = header
-        .iter()
-        .zip(&widths)
-        .map(|(h, w)| {
-            let pad = w - h.chars().count();
-            format!("{}{}{}", " ".repeat(pad / 2), h, " ".repeat(pad - pad / 2))
-        })
-        .collect();
-    let _ = writeln!(out, " {} ", centered.join(" | "));
-    let _ = writeln!(
-        out,
-        "{}",
-        widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("+")
-    );
-    for row in rows {
-        let cells: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let cell = row.get(i).map(String::as_str).unwrap_or("");
-                let numeric = !cell.is_empty() && cell.parse::<f64>().is_ok();
-                if numeric {
-                    format!("{cell:>w$}")
-                } else {
-                    format!("{cell:<w$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, " {}", cells.join(" | ").trim_end());
-    }
-    let n = rows.len();
-    let _ = writeln!(out, "({n} {})", if n == 1 { "row" } else { "rows" });
-    out
-}
-
-/// The value of the first `name: value` or `name=value` line of `output`.
-pub fn capture_line(output: &str, name: &str) -> Option<String> {
-    output.lines().find_map(|line| {
-        let rest = line.trim_start().strip_prefix(name)?;
-        let rest = rest.trim_start();
-        let value = rest.strip_prefix(':').or_else(|| rest.strip_prefix('='))?;
-        let value = value.trim();
-        (!value.is_empty()).then(|| value.split_whitespace().next().unwrap_or(value).to_string())
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lab::parse_chapter;
-    use crate::record::CheckRecord;
+    use crate::lab::record::CheckRecord;
 
     fn rec(block: &Block, output: &str) -> BlockRecord {
         BlockRecord {
@@ -663,7 +573,7 @@ p99_ms: 3.300
 
     #[test]
     fn awaited_and_unstopped_background_steps_end_where_they_end() {
-        let src = "```sh lab id=a background\nsleep 1\n```\n\n```sh lab id=b background\nsleep 2\necho b\n```\n\n\
+        let src = "```sh lab id=a background\nsleep 1\n```\n\n```sh lab id=b background\nsleep 2\n```\n\n\
                    ```sh lab await=a\necho next\n```\n\nThe end.";
         let chapter = parse_chapter("c.md", "c.md", src).unwrap();
         let blocks = vec![
@@ -672,10 +582,7 @@ p99_ms: 3.300
             rec(&chapter.blocks[2], "next\n"),
         ];
         let out = splice(src, &chapter, &record_of(&chapter, blocks));
-        assert!(
-            out.contains("```sh\n(\nsleep 2\necho b\n) &\nb=$!\n```"),
-            "{out}"
-        );
+        assert!(out.contains("```sh\nsleep 2 &\nb=$!\n```"), "{out}");
         let next = out.find("```text\nnext\n```").unwrap();
         let a = out
             .find("<code>a</code> (started above) ended here.")
@@ -711,24 +618,6 @@ p99_ms: 3.300
             "the output is shown as usual"
         );
         assert!(!out.contains("<svg"));
-    }
-
-    #[test]
-    fn psql_table_matches_psql_layout() {
-        let (h, r) =
-            parse_csv("application_name,sync_state\npostgres-sync-standby,sync\n").unwrap();
-        assert_eq!(
-            psql_table(&h, &r),
-            "   application_name    | sync_state \n-----------------------+------------\n postgres-sync-standby | sync\n(1 row)\n"
-        );
-    }
-
-    #[test]
-    fn capture_lines() {
-        let out = "summary\n  lost: 17\nacknowledged=120 rows\n";
-        assert_eq!(capture_line(out, "lost").as_deref(), Some("17"));
-        assert_eq!(capture_line(out, "acknowledged").as_deref(), Some("120"));
-        assert_eq!(capture_line(out, "missing"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, FixedOffset};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -161,9 +162,9 @@ impl Summary {
                 match self.stall {
                     Some(s) => format!(
                         "{} s (from {} s to {} s)",
-                        crate::chart::compact(s.seconds()),
-                        crate::chart::compact(s.from),
-                        crate::chart::compact(s.to)
+                        crate::book::chart::compact(s.seconds()),
+                        crate::book::chart::compact(s.from),
+                        crate::book::chart::compact(s.to)
                     ),
                     None => "none (every second had one)".to_string(),
                 },
@@ -263,7 +264,6 @@ impl Timeline {
         let err_max = errors.iter().map(|e| e.1).fold(0.0, f64::max).max(1.0) * 1.35;
         let blue = RGBColor(0x1f, 0x77, 0xb4);
         let red = RGBColor(0xd6, 0x27, 0x28);
-        let grey = RGBColor(0x44, 0x44, 0x44);
         let mut out = String::new();
         {
             let root = SVGBackend::with_string(&mut out, (720, 340)).into_drawing_area();
@@ -281,8 +281,8 @@ impl Timeline {
                 .configure_mesh()
                 .x_desc("seconds since the writer started")
                 .y_desc("acknowledged tx/s")
-                .x_label_formatter(&|x| crate::chart::compact(*x))
-                .y_label_formatter(&|y| crate::chart::compact(*y))
+                .x_label_formatter(&|x| crate::book::chart::compact(*x))
+                .y_label_formatter(&|y| crate::book::chart::compact(*y))
                 .light_line_style(WHITE.mix(0.0))
                 .bold_line_style(BLACK.mix(0.07))
                 .draw()
@@ -290,7 +290,7 @@ impl Timeline {
             chart
                 .configure_secondary_axes()
                 .y_desc("errors/s")
-                .y_label_formatter(&|y| crate::chart::compact(*y))
+                .y_label_formatter(&|y| crate::book::chart::compact(*y))
                 .draw()
                 .map_err(|e| plot(&e))?;
             if let Some(stall) = self.summary.stall {
@@ -322,31 +322,7 @@ impl Timeline {
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(1))
                 });
-            for (i, event) in self.events.iter().enumerate() {
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        [(event.at, 0.0), (event.at, y_max)],
-                        6,
-                        3,
-                        grey.stroke_width(1),
-                    ))
-                    .map_err(|e| plot(&e))?;
-                // Labels in three staggered rows, right of their line in the left part
-                // of the chart and left of it near the right edge.
-                let row = (i % 3) as i32;
-                let right_half = event.at > x_max * 0.6;
-                let anchor = if right_half { HPos::Right } else { HPos::Left };
-                let dx = if right_half { -4 } else { 4 };
-                let style = TextStyle::from(("sans-serif", 12).into_font())
-                    .color(&grey)
-                    .pos(Pos::new(anchor, VPos::Top));
-                chart
-                    .draw_series(std::iter::once(
-                        EmptyElement::at((event.at, y_max))
-                            + Text::new(event.label.clone(), (dx, 3 + row * 14), style),
-                    ))
-                    .map_err(|e| plot(&e))?;
-            }
+            draw_events(&mut chart, &self.events, x_max, y_max)?;
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
@@ -358,6 +334,43 @@ impl Timeline {
         }
         Ok(out)
     }
+}
+
+/// Each event as a dashed vertical line with its label at the top, in three staggered
+/// rows; right of its line in the left part of the chart and left of it near the right
+/// edge.
+fn draw_events<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    events: &[Event],
+    x_max: f64,
+    y_max: f64,
+) -> Result<()> {
+    let plot = |e: &dyn std::fmt::Debug| anyhow!("drawing the timeline's events: {e:?}");
+    let grey = RGBColor(0x44, 0x44, 0x44);
+    for (i, event) in events.iter().enumerate() {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(event.at, 0.0), (event.at, y_max)],
+                6,
+                3,
+                grey.stroke_width(1),
+            ))
+            .map_err(|e| plot(&e))?;
+        let row = (i % 3) as i32;
+        let right_half = event.at > x_max * 0.6;
+        let anchor = if right_half { HPos::Right } else { HPos::Left };
+        let dx = if right_half { -4 } else { 4 };
+        let style = TextStyle::from(("sans-serif", 12).into_font())
+            .color(&grey)
+            .pos(Pos::new(anchor, VPos::Top));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((event.at, y_max))
+                    + Text::new(event.label.clone(), (dx, 3 + row * 14), style),
+            ))
+            .map_err(|e| plot(&e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::time::Instant;
 use runner::book::Mode;
 use runner::settings::Settings;
 
+use super::console::Console;
+
 /// Arguments of `runner book`.
 #[derive(clap::Args)]
 pub struct BookArgs {
@@ -27,7 +29,7 @@ pub fn run(args: BookArgs) -> anyhow::Result<ExitCode> {
         Mode::Offline
     };
     let started = Instant::now();
-    let out = runner::book::build(&settings.book_dir(), Some(mode))?;
+    let out = runner::book::build(&settings.book_dir(), Some(mode), Console::shared())?;
     eprintln!(
         "book: rendered to {} in {:.2} s ({:?})",
         out.strip_prefix(&settings.root).unwrap_or(&out).display(),

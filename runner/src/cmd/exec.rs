@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use runner::book::{LabChapter, lab_chapters, select};
 use runner::cluster::Cluster;
 use runner::lab::Runner;
-use runner::reader::{ReaderOptions, run_chapter_as_reader};
-use runner::record;
-use runner::run::Engine;
+use runner::lab::chapters::{LabChapter, lab_chapters, select};
+use runner::lab::engine::Engine;
+use runner::lab::reader::{ReaderOptions, run_chapter_as_reader};
 use runner::settings::Settings;
+
+use super::console::Console;
 
 /// Arguments of `runner exec`.
 #[derive(clap::Args)]
@@ -69,7 +70,7 @@ pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let cluster = Cluster::connect(settings).await?;
-    let mut engine = Engine::new(cluster, true);
+    let mut engine = Engine::new(cluster, Console::shared());
     if args.as_reader {
         return as_reader(&mut engine, &selected).await;
     }
@@ -77,29 +78,28 @@ pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode>
     for lab in selected {
         let chapter = &lab.chapter;
         eprintln!("▶ {}", chapter.path);
-        let record = tokio::select! {
-            record = engine.run_chapter(chapter) => record?,
+        let recorded = tokio::select! {
+            recorded = engine.record_chapter(&book, chapter) => recorded?,
             _ = tokio::signal::ctrl_c() => {
                 bail!("interrupted: {} was not re-recorded (its previous record is kept); \
                        `runner down` or the next `runner exec` recovers the cluster", chapter.path);
             }
         };
-        let path = record::save(&book, chapter, &record)?;
-        let bad: Vec<_> = record.blocks.iter().filter(|b| !b.ok).collect();
+        let path = &recorded.path;
         eprintln!(
             "\n{}: {} blocks in {:.1} s, {} did not hold; recorded in {}",
             chapter.path,
-            record.blocks.len(),
-            record.duration_ms as f64 / 1000.0,
-            bad.len(),
+            recorded.record.blocks.len(),
+            recorded.record.duration_ms as f64 / 1000.0,
+            recorded.failed.len(),
             path.strip_prefix(&engine.cluster.settings.root)
-                .unwrap_or(&path)
+                .unwrap_or(path)
                 .display()
         );
-        for b in &bad {
-            eprintln!("  ✘ {}:{} [{}]", chapter.path, b.line, b.id);
+        for at in &recorded.failed {
+            eprintln!("  ✘ {at}");
         }
-        failed += bad.len();
+        failed += recorded.failed.len();
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -111,7 +111,7 @@ pub async fn run(settings: Settings, args: ExecArgs) -> anyhow::Result<ExitCode>
 /// `runner exec --as-reader`: each chapter typed into one terminal; a summary line per
 /// chapter; non-zero when a block did not end as its chapter expects.
 async fn as_reader(engine: &mut Engine, selected: &[&LabChapter]) -> anyhow::Result<ExitCode> {
-    let options = ReaderOptions::new(true);
+    let options = ReaderOptions::default();
     let mut failed = 0;
     let mut summaries = Vec::new();
     for lab in selected {

@@ -3,15 +3,19 @@
 //! A thin front end over [`runner::load`]: it turns a service name into a connection
 //! string through the project's settings, stops the run on Ctrl-C or SIGTERM (so a
 //! chapter's `background` step, or a reader, can end it and still get the summary),
+//! shows the run's events on stderr as `load: ` lines (the live line once a second,
+//! each new kind of error, notices; with `--quiet` only a fault of the writer itself),
 //! and prints the summary: the k6-like text followed by `key: value` lines, or JSON.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
-use runner::load::{self, LoadConfig, StatementMode};
-use runner::settings::{self, Settings};
+use anyhow::Result;
+use runner::load::{self, ErrorSeen, LoadConfig, LoadObserver, Notice, Progress, StatementMode};
+use runner::settings::Settings;
 
 /// Write rentals and payments with a ledger of every acknowledged op id.
 #[derive(Debug, clap::Args)]
@@ -73,19 +77,7 @@ fn parse_rate(text: &str) -> Result<Rate, String> {
 
 /// Runs `runner load`.
 pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
-    let conninfo = match &args.conninfo {
-        Some(conninfo) => conninfo.clone(),
-        None => {
-            if !settings::is_service(&args.target) {
-                bail!(
-                    "unknown target {:?} (known: {}); or pass --conninfo",
-                    args.target,
-                    settings::service_names()
-                );
-            }
-            settings.conninfo(&args.target, "db")?
-        }
-    };
+    let conninfo = settings.command_conninfo("target", &args.target, args.conninfo.as_deref())?;
     let config = LoadConfig {
         workers: args.workers,
         rate: args.rate.0,
@@ -96,10 +88,10 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
         connect_timeout: args.connect_timeout,
         stop_grace: args.stop_grace,
         statements: args.statements,
-        progress: !args.quiet,
         ..LoadConfig::new(conninfo, args.target)
     };
-    let summary = load::run(config, shutdown_signal()).await?;
+    let observer = Arc::new(Stderr { quiet: args.quiet });
+    let summary = load::run(config, observer, shutdown_signal()).await?;
     if args.json {
         println!("{:#}", summary.to_json());
     } else {
@@ -107,6 +99,39 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
         print!("{}", summary.key_values());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the run's events on stderr, each as one `load: ` line.
+struct Stderr {
+    /// Only faults of the writer itself (`--quiet`).
+    quiet: bool,
+}
+
+impl LoadObserver for Stderr {
+    fn progress(&self, progress: &Progress) {
+        if !self.quiet {
+            say(progress);
+        }
+    }
+
+    fn error(&self, error: &ErrorSeen) {
+        if !self.quiet {
+            say(error);
+        }
+    }
+
+    fn notice(&self, notice: &Notice) {
+        if !self.quiet || notice.is_warning() {
+            say(notice);
+        }
+    }
+}
+
+/// Writes one `load: ` line to stderr in a single `write(2)`, so the workers' lines and
+/// the live line never interleave mid-line.
+fn say(event: &dyn std::fmt::Display) {
+    let line = format!("load: {event}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.

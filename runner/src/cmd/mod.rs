@@ -3,6 +3,7 @@
 pub mod base;
 pub mod book;
 pub mod check;
+pub mod console;
 pub mod down;
 pub mod exec;
 pub mod load;

@@ -41,5 +41,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(n) => println!("pgbouncer: cl_waiting = {n}"),
         None => println!("pgbouncer: not running"),
     }
+    if let Some(patroni) = runner::patroni::status(&cluster).await? {
+        print!("\n{patroni}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use runner::load;
-use runner::settings::{self, Settings};
+use runner::settings::Settings;
 use runner::verify::{self, Expectation};
 
 /// Check a ledger against a node: ok, lost, recovered, unexpected writes.
@@ -41,19 +41,7 @@ pub struct VerifyArgs {
 
 /// Runs `runner verify`.
 pub async fn run(settings: &Settings, args: VerifyArgs) -> Result<ExitCode> {
-    let conninfo = match &args.conninfo {
-        Some(conninfo) => conninfo.clone(),
-        None => {
-            if !settings::is_service(&args.on) {
-                bail!(
-                    "unknown service {:?} (known: {}); or pass --conninfo",
-                    args.on,
-                    settings::service_names()
-                );
-            }
-            settings.conninfo(&args.on, "db")?
-        }
-    };
+    let conninfo = settings.command_conninfo("service", &args.on, args.conninfo.as_deref())?;
     let report = verify::verify(&args.ledger, &conninfo, &args.on, args.timeout).await?;
     for note in &report.notes {
         eprintln!("verify: note: {note}");

@@ -51,43 +51,16 @@ pub fn words(info: &str) -> Result<Vec<Word>, (usize, String)> {
     Ok(out)
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1m30s`, `1h`, or a bare number of seconds (`2.5`).
-/// The one duration syntax of the project: lab attributes and the CLI's flags.
+/// Parses `250ms`, `5s`, `2m`, `1m30s`, `1h` (humantime's syntax), or a bare number of
+/// seconds (`2.5`). The one duration syntax of the project: lab attributes and the
+/// CLI's flags.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let bad = || format!("{text:?} is not a duration (examples: 500ms, 10s, 2m, 1m30s, 1h)");
-    if text.is_empty() {
-        return Err(bad());
-    }
     if let Ok(secs) = text.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let (number, tail) = rest.split_at(digits);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
-        rest = tail;
-    }
-    Ok(total)
+    humantime::parse_duration(text).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -117,5 +90,7 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_duration("2min").unwrap(), Duration::from_secs(120));
     }
 }

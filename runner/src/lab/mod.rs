@@ -18,7 +18,12 @@
 //! error names the chapter file, line and column.
 
 mod attrs;
+pub mod chapters;
+pub mod engine;
+pub mod output;
 mod parse;
+pub mod reader;
+pub mod record;
 mod typed;
 
 use std::ops::Range;

@@ -15,11 +15,36 @@ use crate::settings::{is_service, service_names};
 /// reader would open it); `path` is its path relative to the book's `src/`.
 /// Every problem found is reported, not only the first.
 pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, LabErrors> {
+    let at = |offset: usize, message: String| {
+        let (line, column) = line_column(source, offset);
+        LabError {
+            file: file.into(),
+            line,
+            column,
+            message,
+        }
+    };
+    let (blocks, precondition, mut errors) = fenced_blocks(file, source);
+    errors.extend(reference_errors(&blocks, &at));
+    errors.extend(placeholder_errors(source, &blocks, &at));
+    if errors.is_empty() {
+        Ok(Chapter {
+            path: path.into(),
+            blocks,
+            precondition,
+        })
+    } else {
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(LabErrors(errors))
+    }
+}
+
+/// The chapter's lab blocks and precondition, and the errors in their markup.
+fn fenced_blocks(file: &str, source: &str) -> (Vec<Block>, Option<Precondition>, Vec<LabError>) {
     let mut errors = Vec::new();
     let mut blocks: Vec<Block> = Vec::new();
     let mut precondition = None;
     let mut current: Option<(String, Range<usize>, String)> = None;
-
     for (event, range) in Parser::new_ext(source, Options::empty()).into_offset_iter() {
         match event {
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
@@ -59,94 +84,76 @@ pub fn parse_chapter(file: &str, path: &str, source: &str) -> Result<Chapter, La
             _ => {}
         }
     }
+    (blocks, precondition, errors)
+}
 
-    // Duplicate ids (naming both lines), and references to ids that do not exist or
-    // are not background steps.
+/// Duplicate ids (naming both lines), and `stop=`/`await=` naming no earlier
+/// background step.
+fn reference_errors(blocks: &[Block], at: &impl Fn(usize, String) -> LabError) -> Vec<LabError> {
+    let mut errors = Vec::new();
     let mut first_line: HashMap<&str, usize> = HashMap::new();
-    for block in &blocks {
+    for block in blocks {
         if let Some(first) = first_line.get(block.id.as_str()) {
-            let (line, column) = line_column(source, block.span.start);
-            errors.push(LabError {
-                file: file.into(),
-                line,
-                column,
-                message: format!("duplicate id {:?}: line {first} already has it", block.id),
-            });
+            errors.push(at(
+                block.span.start,
+                format!("duplicate id {:?}: line {first} already has it", block.id),
+            ));
         } else {
             first_line.insert(&block.id, block.line);
         }
-    }
-    for block in &blocks {
         for target in block.stops.iter().chain(&block.awaits) {
             let earlier = blocks[..block.index].iter().find(|b| &b.id == target);
             let problem = match earlier {
-                None => Some(format!(
-                    "stop/await names {target:?}, which is no earlier step"
-                )),
-                Some(b) if !b.background => Some(format!(
-                    "stop/await names {target:?}, which is not a background step"
-                )),
-                Some(_) => None,
+                None => format!("stop/await names {target:?}, which is no earlier step"),
+                Some(b) if !b.background => {
+                    format!("stop/await names {target:?}, which is not a background step")
+                }
+                Some(_) => continue,
             };
-            if let Some(message) = problem {
-                let (line, column) = line_column(source, block.span.start);
-                errors.push(LabError {
-                    file: file.into(),
-                    line,
-                    column,
-                    message,
-                });
-            }
+            errors.push(at(block.span.start, problem));
         }
     }
-    // Placeholders in the prose must name a capture of this chapter.
+    errors
+}
+
+/// `{{name}}` in the prose must name a capture of this chapter; inside a lab block it
+/// would put the recorded run's value into what the reader types — values travel
+/// between steps in shell variables instead.
+fn placeholder_errors(
+    source: &str,
+    blocks: &[Block],
+    at: &impl Fn(usize, String) -> LabError,
+) -> Vec<LabError> {
+    let mut errors = Vec::new();
     let captures: HashSet<&str> = blocks
         .iter()
         .flat_map(|b| b.captures.iter().map(String::as_str))
         .collect();
-    // Inside a lab block a `{{name}}` would put the recorded run's value into what the
-    // reader types: values travel between steps in shell variables instead.
-    for block in &blocks {
+    for block in blocks {
         let body_at = block.span.start + source[block.span.clone()].find('\n').map_or(0, |i| i + 1);
-        for (name, at) in placeholders(&block.body, &[]) {
+        for (name, span) in placeholders(&block.body, &[]) {
             if captures.contains(name.as_str()) {
-                let (line, column) = line_column(source, body_at + at.start);
-                errors.push(LabError {
-                    file: file.into(),
-                    line,
-                    column,
-                    message: format!(
+                errors.push(at(
+                    body_at + span.start,
+                    format!(
                         "{{{{{name}}}}} inside a lab block would type the recorded run's value: \
                          keep the value in a shell variable (name=$(...)) or psql's \\gset, \
                          and pass it to SQL with vars={name}"
                     ),
-                });
+                ));
             }
         }
     }
     let code: Vec<Range<usize>> = code_spans(source);
-    for (name, at) in placeholders(source, &code) {
+    for (name, span) in placeholders(source, &code) {
         if !captures.contains(name.as_str()) {
-            let (line, column) = line_column(source, at.start);
-            errors.push(LabError {
-                file: file.into(),
-                line,
-                column,
-                message: format!("{{{{{name}}}}} names no value captured in this chapter"),
-            });
+            errors.push(at(
+                span.start,
+                format!("{{{{{name}}}}} names no value captured in this chapter"),
+            ));
         }
     }
-
-    if errors.is_empty() {
-        Ok(Chapter {
-            path: path.into(),
-            blocks,
-            precondition,
-        })
-    } else {
-        errors.sort_by_key(|e| (e.line, e.column));
-        Err(LabErrors(errors))
-    }
+    errors
 }
 
 /// The byte ranges of code blocks and inline code, where `{{name}}` is literal text.
@@ -183,6 +190,15 @@ pub fn placeholders(source: &str, code: &[Range<usize>]) -> Vec<(String, Range<u
     }
     found
 }
+
+/// The attributes that take no value.
+const FLAGS: &[&str] = &[
+    "background",
+    "hidden",
+    "wait-until",
+    "expect-fail",
+    "expect-timeout",
+];
 
 /// Whether `name` can be a shell variable (and a psql variable).
 fn is_shell_name(name: &str) -> bool {
@@ -340,132 +356,139 @@ impl FencedBlock<'_> {
         };
         let mut seen: HashSet<&str> = HashSet::new();
         for word in &words[2..] {
-            let err = |message: String| self.error(word.offset, message);
-            let (key, value) = match word.text.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (word.text.as_str(), None),
-            };
+            let key = word
+                .text
+                .split_once('=')
+                .map_or(word.text.as_str(), |(k, _)| k);
             if !seen.insert(key) {
-                return Err(err(format!("attribute `{key}` is given twice")));
+                return Err(self.error(word.offset, format!("attribute `{key}` is given twice")));
             }
-            let need = |v: Option<&str>| {
-                v.filter(|v| !v.is_empty())
-                    .map(str::to_string)
-                    .ok_or_else(|| err(format!("`{key}` needs a value: {key}=...")))
-            };
-            let flag = |v: Option<&str>| match v {
-                None => Ok(()),
-                Some(_) => Err(err(format!("`{key}` takes no value"))),
-            };
+            self.attribute(&mut block, word)?;
+        }
+        self.validate(&block)?;
+        Ok(block)
+    }
+
+    /// Applies one `key` or `key=value` word of the info string to `block`.
+    fn attribute(&self, block: &mut Block, word: &Word) -> Result<(), LabError> {
+        let err = |message: String| self.error(word.offset, message);
+        let (key, value) = match word.text.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (word.text.as_str(), None),
+        };
+        if FLAGS.contains(&key) {
+            if value.is_some() {
+                return Err(err(format!("`{key}` takes no value")));
+            }
             match key {
-                "id" => {
-                    let id = need(value)?;
-                    if !id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                    {
-                        return Err(err(format!("id {id:?}: use letters, digits, - and _")));
-                    }
-                    block.id = id;
+                "background" => block.background = true,
+                "hidden" => block.hidden = true,
+                "wait-until" => block.wait_until = true,
+                "expect-fail" => block.expect = Expect::Failure,
+                _ => block.expect = Expect::Timeout,
+            }
+            return Ok(());
+        }
+        let value = value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| err(format!("`{key}` needs a value: {key}=...")))?;
+        let names = |what: &str, valid: fn(&str) -> bool| -> Result<Vec<String>, LabError> {
+            value
+                .split(',')
+                .map(|name| match valid(name) {
+                    true => Ok(name.to_string()),
+                    false => Err(err(format!("{what} {name:?}: use letters, digits and _"))),
+                })
+                .collect()
+        };
+        match key {
+            "id" => {
+                if !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(err(format!("id {value:?}: use letters, digits, - and _")));
                 }
-                "timeout" => {
-                    block.timeout = parse_duration(&need(value)?)
-                        .map_err(|e| err(format!("malformed timeout: {e}")))?;
-                    if block.timeout.is_zero() {
-                        return Err(err("timeout must be more than 0".into()));
-                    }
+                block.id = value.to_string();
+            }
+            "timeout" => {
+                block.timeout =
+                    parse_duration(value).map_err(|e| err(format!("malformed timeout: {e}")))?;
+                if block.timeout.is_zero() {
+                    return Err(err("timeout must be more than 0".into()));
                 }
+            }
+            "on" | "db" | "vars" => self.sql_attribute(block, word, key, value)?,
+            "claim" => block.claim = Some(value.to_string()),
+            "event" => block.event = Some(value.to_string()),
+            "timeline" => block.timeline = Some(value.to_string()),
+            "chart" => block.chart = Some(value.to_string()),
+            "expect-exit" => {
+                let code = value
+                    .parse()
+                    .map_err(|_| err(format!("expect-exit={value:?} is not an exit code")))?;
+                block.expect = Expect::Exit(code);
+            }
+            "capture" => block.captures = names("capture name", is_shell_name)?,
+            "stop" => block.stops.extend(value.split(',').map(str::to_string)),
+            "await" => block.awaits.extend(value.split(',').map(str::to_string)),
+            _ => {
+                return Err(err(format!(
+                    "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
+                     wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart, \
+                     vars, event, timeline)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `on=`, `db=` and `vars=`: where and with what a SQL block's psql runs.
+    fn sql_attribute(
+        &self,
+        block: &mut Block,
+        word: &Word,
+        key: &str,
+        value: &str,
+    ) -> Result<(), LabError> {
+        let err = |message: String| self.error(word.offset, message);
+        let Runner::Sql { service, database } = &mut block.runner else {
+            return Err(err(match key {
                 "on" => {
-                    let service = need(value)?;
-                    if !is_service(&service) {
+                    "`on=` is for sql blocks; a shell step names its service in its command".into()
+                }
+                "vars" => {
+                    "`vars=` is for sql blocks: a shell step reads its variables itself".into()
+                }
+                _ => format!("`{key}=` is for sql blocks"),
+            }));
+        };
+        match key {
+            "on" if !is_service(value) => {
+                return Err(err(format!(
+                    "unknown service {value:?} (known: {})",
+                    service_names()
+                )));
+            }
+            "on" => *service = value.to_string(),
+            "db" => *database = value.to_string(),
+            _ => {
+                for name in value.split(',') {
+                    if !is_shell_name(name) {
                         return Err(err(format!(
-                            "unknown service {service:?} (known: {})",
-                            service_names()
+                            "vars: {name:?} is not a shell variable name (letters, digits, _)"
                         )));
                     }
-                    match &mut block.runner {
-                        Runner::Sql { service: s, .. } => *s = service,
-                        Runner::Shell => return Err(err("`on=` is for sql blocks; a shell step names its service in its command".into())),
-                    }
-                }
-                "db" => match &mut block.runner {
-                    Runner::Sql { database, .. } => *database = need(value)?,
-                    Runner::Shell => return Err(err("`db=` is for sql blocks".into())),
-                },
-                "claim" => block.claim = Some(need(value)?),
-                "event" => block.event = Some(need(value)?),
-                "timeline" => block.timeline = Some(need(value)?),
-                "vars" => {
-                    if block.runner == Runner::Shell {
-                        return Err(err(
-                            "`vars=` is for sql blocks: a shell step reads its variables itself"
-                                .into(),
-                        ));
-                    }
-                    for name in need(value)?.split(',') {
-                        if !is_shell_name(name) {
-                            return Err(err(format!(
-                                "vars: {name:?} is not a shell variable name (letters, digits, _)"
-                            )));
-                        }
-                        block.vars.push(name.to_string());
-                    }
-                }
-                "chart" => block.chart = Some(need(value)?),
-                "background" => {
-                    flag(value)?;
-                    block.background = true;
-                }
-                "hidden" => {
-                    flag(value)?;
-                    block.hidden = true;
-                }
-                "wait-until" => {
-                    flag(value)?;
-                    block.wait_until = true;
-                }
-                "expect-fail" => {
-                    flag(value)?;
-                    block.expect = Expect::Failure;
-                }
-                "expect-timeout" => {
-                    flag(value)?;
-                    block.expect = Expect::Timeout;
-                }
-                "expect-exit" => {
-                    let code = need(value)?;
-                    block.expect =
-                        Expect::Exit(code.parse().map_err(|_| {
-                            err(format!("expect-exit={code:?} is not an exit code"))
-                        })?);
-                }
-                "capture" => {
-                    for name in need(value)?.split(',') {
-                        if name.is_empty()
-                            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        {
-                            return Err(err(format!(
-                                "capture name {name:?}: use letters, digits and _"
-                            )));
-                        }
-                        block.captures.push(name.to_string());
-                    }
-                }
-                "stop" => block
-                    .stops
-                    .extend(need(value)?.split(',').map(str::to_string)),
-                "await" => block
-                    .awaits
-                    .extend(need(value)?.split(',').map(str::to_string)),
-                _ => {
-                    return Err(err(format!(
-                        "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
-                         wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart, \
-                         vars, event, timeline)"
-                    )));
+                    block.vars.push(name.to_string());
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The rules between attributes: what a check, a background step, `stop=` and
+    /// `timeline=` need.
+    fn validate(&self, block: &Block) -> Result<(), LabError> {
         if block.check && block.background {
             return Err(self.error(0, "a check cannot run in the background".into()));
         }
@@ -505,7 +528,7 @@ impl FencedBlock<'_> {
                 "timeline= draws a background writer's progress: add `background`".into(),
             ));
         }
-        Ok(block)
+        Ok(())
     }
 }
 

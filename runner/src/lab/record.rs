@@ -129,6 +129,26 @@ pub fn freshness(chapter: &Chapter, record: Option<&ChapterRecord>) -> Vec<Fresh
         .collect()
 }
 
+/// The blocks of `chapter` with no record made from their current text, one line each
+/// (`book/src/chapter-2.md:41 [id]: stale (…)`), `file` naming the chapter.
+pub fn unrecorded(chapter: &Chapter, record: Option<&ChapterRecord>, file: &str) -> Vec<String> {
+    chapter
+        .blocks
+        .iter()
+        .zip(freshness(chapter, record))
+        .filter_map(|(block, fresh)| {
+            let at = format!("{} [{}]", block.location(file), block.id);
+            match fresh {
+                Freshness::Fresh => None,
+                Freshness::Stale => Some(format!(
+                    "{at}: stale (its text changed since it was recorded)"
+                )),
+                Freshness::Missing => Some(format!("{at}: no record")),
+            }
+        })
+        .collect()
+}
+
 /// The records folder of a book.
 pub fn dir(book: &Path) -> PathBuf {
     book.join("recorded")
@@ -222,7 +242,8 @@ mod tests {
 
     #[test]
     fn save_is_stable_and_round_trips() {
-        let dir = std::env::temp_dir().join(format!("lab-record-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let chapter = parse_chapter("c.md", "c.md", "```sh lab id=a\necho hi\n```\n").unwrap();
         let record = record_for(&chapter);
         let path = save(&dir, &chapter, &record).unwrap();
@@ -231,6 +252,5 @@ mod tests {
         assert_eq!(first, std::fs::read_to_string(&path).unwrap());
         assert!(first.ends_with("}\n"));
         assert_eq!(load(&dir, &chapter).unwrap().unwrap(), record);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

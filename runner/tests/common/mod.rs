@@ -31,7 +31,7 @@ pub fn test_settings(name: &str, port_base: u16) -> Settings {
     settings
         .vars
         .insert("COMPOSE_PROJECT_NAME".into(), name.into());
-    for (i, (_, var)) in SERVICES.iter().enumerate() {
+    for (i, (_, var, _)) in SERVICES.iter().enumerate() {
         settings
             .vars
             .insert(var.to_string(), (port_base + i as u16).to_string());
@@ -68,4 +68,40 @@ impl Drop for TestCluster {
         })
         .join();
     }
+}
+
+/// An observer that prints what a run does to stderr, which the test harness shows when
+/// a test fails.
+pub struct Printed;
+
+impl runner::lab::engine::Observer for Printed {
+    fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn step_started(
+        &self,
+        chapter: &runner::lab::Chapter,
+        block: &runner::lab::Block,
+        command: &str,
+    ) {
+        eprintln!(
+            "── {} [{}] ──\n{command}",
+            block.location(&chapter.path),
+            block.id
+        );
+    }
+
+    fn output(&self, text: &str) {
+        eprint!("{text}");
+    }
+
+    fn step_ended(&self, block: &runner::lab::Block, record: &runner::lab::record::BlockRecord) {
+        eprintln!("[{}] ok = {}", block.id, record.ok);
+    }
+}
+
+/// A shared [`Printed`].
+pub fn printed() -> runner::lab::engine::SharedObserver {
+    std::sync::Arc::new(Printed)
 }

@@ -8,29 +8,32 @@
 //! hangs the build. Background steps keep running while later steps run and are
 //! stopped (SIGINT, then SIGKILL) by a later `stop=`, or at the end of the chapter.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{SecondsFormat, Utc};
 use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::cluster::Cluster;
-use crate::compose;
-use crate::docker;
-use crate::lab::{Block, Chapter, Expect, Runner};
-use crate::pg;
-use crate::record::{BlockRecord, ChapterRecord, CheckRecord};
-use crate::render;
+use crate::lab::{Block, Chapter, Runner};
 
-/// How much of a step's output a record keeps (head and tail beyond it).
-const MAX_OUTPUT: usize = 24_000;
+mod judge;
+mod observer;
+mod psql;
+mod shell;
+
+use crate::lab::output::for_record;
+use crate::lab::record::{self, BlockRecord, ChapterRecord};
+use crate::pg;
+pub use judge::StepEnd;
+pub(crate) use judge::{Judgement, Outcome, judge};
+pub use observer::{Observer, SharedObserver, Silent, Traced};
+pub(crate) use psql::strip_psql_prefix;
+pub(crate) use shell::path_with_runner;
+use shell::{Running, exit_end, stop_group};
+
 /// How long a stopped background step gets to finish after SIGINT.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -38,47 +41,12 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 pub struct Engine {
     /// The cluster the steps run against.
     pub cluster: Cluster,
-    /// Print each step and its output to stderr as it runs.
-    pub stream: bool,
+    /// Who hears what happens (steps starting, printing, ending).
+    pub observer: SharedObserver,
     /// The chapter's shell variables, carried from one shell step to the next as a
     /// reader's terminal carries them (`t_kill=$(date +%s.%N)` in one block, `$t_kill`
     /// in a later one): each step sources the file and writes its variables back.
     shell_state: PathBuf,
-}
-
-/// What one attempt of a step produced.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Outcome {
-    /// Standard output and error, interleaved.
-    pub(crate) output: String,
-    /// Exit status; `None` when stopped at its bound.
-    pub(crate) exit_code: Option<i64>,
-    /// Whether the step hit its bound.
-    pub(crate) timed_out: bool,
-    /// For checks and captures from SQL: the result as (header, rows).
-    pub(crate) table: Option<(Vec<String>, Vec<Vec<String>>)>,
-}
-
-/// A shell step's process group and the output collected from it so far.
-struct Running {
-    child: Child,
-    pgid: Pid,
-    output: Arc<Mutex<String>>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// The output so far, once the reader has drained the pipe (bounded).
-    async fn collected(&mut self) -> String {
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.reader).await;
-        self.output.lock().map(|o| o.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = killpg(self.pgid, Signal::SIGKILL);
-    }
 }
 
 struct Background {
@@ -90,8 +58,8 @@ struct Background {
 }
 
 impl Engine {
-    /// An engine for `cluster`; `stream` prints each step and its output as it runs.
-    pub fn new(cluster: Cluster, stream: bool) -> Engine {
+    /// An engine for `cluster`, reporting to `observer`.
+    pub fn new(cluster: Cluster, observer: SharedObserver) -> Engine {
         let shell_state = std::env::temp_dir().join(format!(
             "lab-shell-state-{}-{}.sh",
             std::process::id(),
@@ -99,9 +67,28 @@ impl Engine {
         ));
         Engine {
             cluster,
-            stream,
+            observer,
             shell_state,
         }
+    }
+
+    /// Runs `chapter` ([`Engine::run_chapter`]), saves its record under `book`, and lists
+    /// the steps that did not end as the chapter expects (`chapter.md:41 [id]`): what
+    /// `runner exec` and a live book build both do.
+    pub async fn record_chapter(&mut self, book: &Path, chapter: &Chapter) -> Result<Recorded> {
+        let record = self.run_chapter(chapter).await?;
+        let path = record::save(book, chapter, &record)?;
+        let failed = record
+            .blocks
+            .iter()
+            .filter(|b| !b.ok)
+            .map(|b| format!("{}:{} [{}]", chapter.path, b.line, b.id))
+            .collect();
+        Ok(Recorded {
+            record,
+            path,
+            failed,
+        })
     }
 
     /// Brings the cluster to the chapter's precondition, runs every block, and returns
@@ -130,14 +117,14 @@ impl Engine {
                 }
             }
             let command = block.body.clone();
-            self.announce(chapter, block, &command);
+            self.observer.step_started(chapter, block, &command);
             if block.background {
                 let bg = self.spawn_background(block, &command).await?;
                 background.insert(block.id.clone(), bg);
                 continue;
             }
             let record = self.run_block(block, &command, &server_version).await;
-            self.report(&record, block);
+            self.observer.step_ended(block, &record);
             records[block.index] = Some(record);
         }
         let mut remaining: Vec<Background> = background.into_values().collect();
@@ -170,7 +157,7 @@ impl Engine {
             .await?;
         if let Some(pre) = &chapter.precondition {
             if pre.fresh {
-                self.note(&format!(
+                self.observer.note(&format!(
                     "precondition: a fresh cluster ({})",
                     pre.services.join(", ")
                 ));
@@ -209,7 +196,7 @@ impl Engine {
         let started = Instant::now();
         let deadline = started + block.timeout;
         let mut attempts = 0;
-        let (outcome, check, captures, ok) = loop {
+        let (outcome, judgement) = loop {
             attempts += 1;
             let remaining = deadline
                 .saturating_duration_since(Instant::now())
@@ -221,29 +208,27 @@ impl Engine {
                     ..Outcome::default()
                 },
             };
-            let (check, captures, ok) = judge(block, &outcome);
-            if ok || !block.wait_until || Instant::now() + Duration::from_millis(500) >= deadline {
-                break (outcome, check, captures, ok);
+            let judgement = judge(block, &outcome);
+            if judgement.ok
+                || !block.wait_until
+                || Instant::now() + Duration::from_millis(500) >= deadline
+            {
+                break (outcome, judgement);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        BlockRecord {
-            id: block.id.clone(),
-            digest: block.digest(),
-            line: block.line,
-            command: command.to_string(),
-            ran_on: ran_on(block),
-            output: clip(&outcome.output),
-            exit_code: outcome.exit_code,
-            timed_out: outcome.timed_out,
-            ok,
-            duration_ms: started.elapsed().as_millis() as u64,
-            started_at,
-            server_version: server_version.clone(),
-            check,
-            captures,
-            attempts,
-        }
+        block_record(
+            block,
+            Ran {
+                command: command.to_string(),
+                started_at,
+                duration: started.elapsed(),
+                server_version: server_version.clone(),
+                attempts,
+            },
+            &outcome,
+            judgement,
+        )
     }
 
     async fn attempt(&self, block: &Block, command: &str, timeout: Duration) -> Result<Outcome> {
@@ -256,155 +241,6 @@ impl Engine {
                     .await
             }
         }
-    }
-
-    /// The values of a SQL block's `vars=`, read from the chapter's shell variables.
-    fn psql_vars(&self, block: &Block) -> Result<Vec<(String, String)>> {
-        if block.vars.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names = block.vars.join(" ");
-        let script = format!(
-            "source \"$LAB_SHELL_STATE\"; for v in {names}; do \
-               if [ -z \"${{!v+set}}\" ]; then echo \"no shell variable $v: an earlier step sets it\" >&2; exit 1; fi; \
-               printf '%s\\0' \"${{!v}}\"; done"
-        );
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(script)
-            .env("LAB_SHELL_STATE", &self.shell_state)
-            .output()
-            .context("reading the chapter's shell variables")?;
-        if !out.status.success() {
-            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        let values = String::from_utf8_lossy(&out.stdout);
-        Ok(block
-            .vars
-            .iter()
-            .cloned()
-            .zip(values.split('\0').map(str::to_string))
-            .collect())
-    }
-
-    /// `bash` running `command` with the chapter's shell variables; a foreground step
-    /// writes its variables back when it ends (a background one, like a reader's `&`
-    /// job, runs in a copy of the shell whose variables are its own).
-    fn shell_command(&self, command: &str, keeps_state: bool) -> Command {
-        let save = if keeps_state { SAVE_SHELL_STATE } else { "" };
-        let mut cmd = Command::new("bash");
-        cmd.arg("-e")
-            .arg("-o")
-            .arg("pipefail")
-            .arg("-c")
-            .arg(format!(
-                "exec 2>&1\nsource \"$LAB_SHELL_STATE\"\n{save}{command}"
-            ))
-            .env("LAB_SHELL_STATE", &self.shell_state)
-            .current_dir(self.cluster.settings.compose_dir())
-            .envs(compose::environment(&self.cluster.settings))
-            .env("PATH", path_with_runner())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Starts `command` in a process group of its own, collecting its output.
-    fn start_shell(&self, command: &str, echo: bool, keeps_state: bool) -> Result<Running> {
-        let mut child = self
-            .shell_command(command, keeps_state)
-            .spawn()
-            .context("starting bash")?;
-        let pgid = Pid::from_raw(child.id().context("bash exited at once")? as i32);
-        let output = Arc::new(Mutex::new(String::new()));
-        let reader = spawn_reader(&mut child, output.clone(), echo);
-        Ok(Running {
-            child,
-            pgid,
-            output,
-            reader,
-        })
-    }
-
-    async fn shell(&self, command: &str, timeout: Duration) -> Result<Outcome> {
-        let mut run = self.start_shell(command, self.stream, true)?;
-        let mut outcome = Outcome::default();
-        match tokio::time::timeout(timeout, run.child.wait()).await {
-            Ok(status) => outcome.exit_code = status?.code().map(i64::from),
-            Err(_) => {
-                outcome.timed_out = true;
-                stop_group(&mut run.child, run.pgid, Duration::from_secs(5)).await;
-            }
-        }
-        outcome.output = run.collected().await;
-        Ok(outcome)
-    }
-
-    async fn psql(
-        &self,
-        service: &str,
-        database: &str,
-        vars: &[(String, String)],
-        sql: &str,
-        timeout: Duration,
-        tabular: bool,
-    ) -> Result<Outcome> {
-        let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut args = vec![
-            "psql",
-            "-X",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-v",
-            "ON_ERROR_STOP=1",
-        ];
-        for var in &vars {
-            args.extend(["-v", var.as_str()]);
-        }
-        if tabular {
-            args.push("--csv");
-        }
-        let cmd = docker::bounded(timeout, &args);
-        let settings = &self.cluster.settings;
-        let out = self
-            .cluster
-            .engine
-            .exec(
-                settings.project(),
-                service,
-                &cmd,
-                Some(sql),
-                timeout + Duration::from_secs(8),
-            )
-            .await?;
-        let mut outcome = Outcome {
-            output: strip_psql_prefix(&out.output),
-            exit_code: out.exit_code,
-            timed_out: out.timed_out || out.exit_code == Some(124) || out.exit_code == Some(137),
-            table: None,
-        };
-        if outcome.timed_out {
-            outcome.exit_code = None;
-        }
-        if tabular && outcome.exit_code == Some(0) {
-            let table = render::parse_csv(&out.stdout)?;
-            let notices: String = outcome
-                .output
-                .lines()
-                .filter(|l| !out.stdout.contains(*l))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            outcome.output = format!("{notices}{}", render::psql_table(&table.0, &table.1));
-            outcome.table = Some(table);
-        }
-        if self.stream {
-            eprint!("{}", outcome.output);
-        }
-        Ok(outcome)
     }
 
     async fn spawn_background(&self, block: &Block, command: &str) -> Result<Background> {
@@ -441,321 +277,95 @@ impl Engine {
             limit
         };
         match tokio::time::timeout(wait, bg.run.child.wait()).await {
-            Ok(Ok(status)) => outcome.exit_code = status.code().map(i64::from),
+            Ok(Ok(status)) => outcome.end = exit_end(status),
             _ => {
-                outcome.timed_out = true;
+                outcome.end = StepEnd::TimedOut(block.timeout);
                 stop_group(&mut bg.run.child, bg.run.pgid, Duration::from_secs(5)).await;
             }
         }
         outcome.output = bg.run.collected().await;
         // A step we stopped on purpose ends by SIGINT: that is its expected end.
-        if stop && !outcome.timed_out && outcome.exit_code.is_none_or(|c| c == 130) {
-            outcome.exit_code = Some(0);
+        if stop && matches!(outcome.end, StepEnd::NoStatus | StepEnd::Exit(130)) {
+            outcome.end = StepEnd::Exit(0);
         }
-        let (check, captures, ok) = judge(block, &outcome);
-        let record = BlockRecord {
-            id: block.id.clone(),
-            digest: block.digest(),
-            line: block.line,
-            command: bg.command.clone(),
-            ran_on: ran_on(block),
-            output: clip(&outcome.output),
-            exit_code: outcome.exit_code,
-            timed_out: outcome.timed_out,
-            ok,
-            duration_ms: bg.started.elapsed().as_millis() as u64,
-            started_at: bg.started_at.clone(),
-            server_version: server_version.clone(),
-            check,
-            captures,
-            attempts: 1,
-        };
-        if self.stream {
-            eprintln!(
-                "── background step {} ended ──\n{}",
-                block.id,
-                record.output.trim_end()
-            );
-        }
-        self.report(&record, block);
+        let judgement = judge(block, &outcome);
+        let record = block_record(
+            block,
+            Ran {
+                command: bg.command.clone(),
+                started_at: bg.started_at.clone(),
+                duration: bg.started.elapsed(),
+                server_version: server_version.clone(),
+                attempts: 1,
+            },
+            &outcome,
+            judgement,
+        );
+        self.observer.step_ended(block, &record);
         (bg.index, record)
     }
-
-    fn note(&self, text: &str) {
-        if self.stream {
-            eprintln!("▸ {text}");
-        }
-    }
-
-    fn announce(&self, chapter: &Chapter, block: &Block, command: &str) {
-        if !self.stream {
-            return;
-        }
-        let kind = if block.check {
-            "check"
-        } else if block.background {
-            "background"
-        } else {
-            "step"
-        };
-        eprintln!(
-            "\n── {} [{}] {kind} on {} ──",
-            block.location(&chapter.path),
-            block.id,
-            ran_on(block)
-        );
-        for line in command.lines() {
-            eprintln!(
-                "{} {line}",
-                if block.runner == Runner::Shell {
-                    "$"
-                } else {
-                    ">"
-                }
-            );
-        }
-    }
-
-    fn report(&self, record: &BlockRecord, block: &Block) {
-        if !self.stream {
-            return;
-        }
-        let status = match (record.timed_out, record.exit_code) {
-            (true, _) => format!("stopped at its {} s bound", block.timeout.as_secs_f64()),
-            (false, Some(code)) => format!("exit {code}"),
-            (false, None) => "no exit status".into(),
-        };
-        let mark = if record.ok { "✔" } else { "✘" };
-        match &record.check {
-            Some(check) => eprintln!(
-                "{mark} check {}: {}{}",
-                if check.passed { "held" } else { "did NOT hold" },
-                check.claim,
-                figure_text(&check.figure)
-            ),
-            None => eprintln!(
-                "{mark} {status} in {:.2} s",
-                record.duration_ms as f64 / 1000.0
-            ),
-        }
-    }
 }
 
-/// Whether an outcome meets the block's expectation; its check and captures.
-pub(crate) fn judge(
+/// A chapter run and recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Its record.
+    pub record: ChapterRecord,
+    /// Where the record was saved.
+    pub path: PathBuf,
+    /// The steps that did not end as the chapter expects, `chapter.md:41 [id]`.
+    pub failed: Vec<String>,
+}
+
+/// How and when a step ran, beside what it produced.
+pub(crate) struct Ran {
+    /// The text as run.
+    pub(crate) command: String,
+    /// When it started (RFC 3339, milliseconds).
+    pub(crate) started_at: String,
+    /// How long it ran.
+    pub(crate) duration: Duration,
+    /// The server version of the run.
+    pub(crate) server_version: Option<String>,
+    /// How many attempts it took (wait-until).
+    pub(crate) attempts: u32,
+}
+
+/// The record of a step: the one place a [`BlockRecord`] is made.
+pub(crate) fn block_record(
     block: &Block,
+    ran: Ran,
     outcome: &Outcome,
-) -> (Option<CheckRecord>, BTreeMap<String, String>, bool) {
-    let exit_ok = match block.expect {
-        Expect::Success => !outcome.timed_out && outcome.exit_code == Some(0),
-        Expect::Failure => !outcome.timed_out && outcome.exit_code.is_some_and(|c| c != 0),
-        Expect::Exit(code) => !outcome.timed_out && outcome.exit_code == Some(code),
-        Expect::Timeout => outcome.timed_out,
-    };
-    let mut captures = BTreeMap::new();
-    for name in &block.captures {
-        let value = match &outcome.table {
-            Some((header, rows)) => header
-                .iter()
-                .position(|h| h == name)
-                .and_then(|i| rows.first().and_then(|r| r.get(i)).cloned()),
-            None => render::capture_line(&outcome.output, name),
-        };
-        if let Some(value) = value {
-            captures.insert(name.clone(), value);
-        }
+    judgement: Judgement,
+) -> BlockRecord {
+    BlockRecord {
+        id: block.id.clone(),
+        digest: block.digest(),
+        line: block.line,
+        command: ran.command,
+        ran_on: ran_on(block),
+        output: for_record(&outcome.output),
+        exit_code: outcome.end.exit_code(),
+        timed_out: outcome.end.timed_out(),
+        ok: judgement.ok,
+        duration_ms: ran.duration.as_millis() as u64,
+        started_at: ran.started_at,
+        server_version: ran.server_version,
+        check: judgement.check,
+        captures: judgement.captures,
+        attempts: ran.attempts,
     }
-    let captured_all = captures.len() == block.captures.len();
-    let check = block.check.then(|| {
-        let (passed, figure) = match &outcome.table {
-            Some((header, rows)) => {
-                let row = rows.first();
-                let held = row
-                    .and_then(|r| r.first())
-                    .is_some_and(|v| v == "t" || v == "true");
-                let figure = header
-                    .iter()
-                    .zip(row.into_iter().flatten())
-                    .skip(1)
-                    .map(|(h, v)| (h.clone(), v.clone()))
-                    .collect();
-                (held && exit_ok, figure)
-            }
-            None => (exit_ok, captures.clone().into_iter().collect()),
-        };
-        CheckRecord {
-            claim: block.claim.clone().unwrap_or_default(),
-            passed,
-            figure,
-        }
-    });
-    let chart_ok = block.chart.is_none() || crate::chart::parse(&outcome.output).is_ok();
-    let ok = exit_ok && captured_all && chart_ok && check.as_ref().is_none_or(|c| c.passed);
-    (check, captures, ok)
 }
 
-fn figure_text(figure: &[(String, String)]) -> String {
-    if figure.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = figure.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-    format!(" ({})", parts.join(", "))
-}
-
-fn ran_on(block: &Block) -> String {
+/// Where a step runs: `sh`, or the service whose psql runs it.
+pub fn ran_on(block: &Block) -> String {
     match &block.runner {
         Runner::Shell => "sh".into(),
         Runner::Sql { service, .. } => service.clone(),
     }
 }
 
-/// Removes terminal escape sequences (colours, `ESC[2K` line erases that some CLIs
-/// print even to a pipe): the record keeps the text a reader sees.
-pub(crate) fn strip_ansi(output: &str) -> String {
-    let mut out = String::with_capacity(output.len());
-    let mut chars = output.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                // CSI: parameters and intermediates, then one final byte in @..~.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn clip(output: &str) -> String {
-    let output = &strip_ansi(output);
-    if output.len() <= MAX_OUTPUT {
-        return output.to_string();
-    }
-    let mut head_end = MAX_OUTPUT / 2;
-    while !output.is_char_boundary(head_end) {
-        head_end -= 1;
-    }
-    let mut tail_start = output.len() - MAX_OUTPUT / 2;
-    while !output.is_char_boundary(tail_start) {
-        tail_start += 1;
-    }
-    let skipped = output[head_end..tail_start].lines().count();
-    format!(
-        "{}\n[… {skipped} lines left out …]\n{}",
-        &output[..head_end],
-        &output[tail_start..]
-    )
-}
-
-/// psql reading a script prefixes errors with `psql:<stdin>:N: `; a reader typing at
-/// the prompt sees the message alone.
-pub(crate) fn strip_psql_prefix(output: &str) -> String {
-    output
-        .lines()
-        .map(|line| match line.strip_prefix("psql:<stdin>:") {
-            Some(rest) => rest.split_once(": ").map_or(line, |(_, msg)| msg),
-            None => line,
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-fn spawn_reader(
-    child: &mut Child,
-    output: Arc<Mutex<String>>,
-    echo: bool,
-) -> tokio::task::JoinHandle<()> {
-    let stdout = child.stdout.take();
-    tokio::spawn(async move {
-        let Some(stdout) = stdout else { return };
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if echo {
-                eprintln!("{line}");
-            }
-            if let Ok(mut out) = output.lock() {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-    })
-}
-
-/// SIGINT to the step's process group, then SIGKILL after `grace`.
-async fn stop_group(child: &mut Child, pgid: Pid, grace: Duration) {
-    let _ = killpg(pgid, Signal::SIGINT);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = killpg(pgid, Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
-}
-
-/// `PATH` with the folder of the running executable first, so chapters can call
-/// `runner` (and `mdbook-lab` live runs find the `runner` built beside it).
-pub(crate) fn path_with_runner() -> String {
-    let path = std::env::var("PATH").unwrap_or_default();
-    match std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-    {
-        Some(dir) => format!("{}:{path}", dir.display()),
-        None => path,
-    }
-}
-
 /// Now, UTC, to the millisecond: the timeline places steps by it.
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Saves the shell's own variables (lower-case names, not exported) when the step
-/// ends, however it ends, for the next step to source.
-const SAVE_SHELL_STATE: &str = r#"__lab_save() {
-  local __lab_v
-  for __lab_v in $(compgen -v); do
-    case "$__lab_v" in [a-z]*) ;; *) continue ;; esac
-    [[ "$(declare -p "$__lab_v" 2>/dev/null)" =~ ^declare\ -[a-zA-Z]*[xr] ]] && continue
-    declare -p "$__lab_v" 2>/dev/null
-  done >"$LAB_SHELL_STATE.new" && mv -f "$LAB_SHELL_STATE.new" "$LAB_SHELL_STATE"
-}
-trap __lab_save EXIT
-"#;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn psql_prefix_is_stripped() {
-        let out = strip_psql_prefix(
-            "psql:<stdin>:3: ERROR:  relation \"x\" does not exist\nINSERT 0 1\n",
-        );
-        assert_eq!(out, "ERROR:  relation \"x\" does not exist\nINSERT 0 1\n");
-    }
-
-    #[test]
-    fn escape_sequences_are_removed() {
-        assert_eq!(
-            strip_ansi("\u{1b}[2K2026 LOG: x\n\u{1b}[31mred\u{1b}[0m\n"),
-            "2026 LOG: x\nred\n"
-        );
-    }
-
-    #[test]
-    fn clip_keeps_head_and_tail() {
-        let long: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
-        let clipped = clip(&long);
-        assert!(clipped.len() < long.len());
-        assert!(clipped.starts_with("line 0\n"));
-        assert!(clipped.trim_end().ends_with("line 9999"));
-        assert!(clipped.contains("lines left out"));
-    }
 }

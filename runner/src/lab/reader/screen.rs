@@ -1,8 +1,10 @@
 //! What the reader's terminal shows, split into output and prompts.
 //!
 //! The session's prompts are markers the runner recognises and removes: `PS1` is
-//! `__lab_ps1:${PIPESTATUS[*]}:__` (bash expands it when it is ready for a new command,
-//! so it carries the status of every command of the pipeline that just ended) and `PS2`
+//! `__lab_ps1:$?:__` (bash expands it when it is ready for a new command, so it carries
+//! the status of the command line that just ended — with `pipefail` set in the session,
+//! a pipeline fails when any of its commands does, as in the engine's `bash -o
+//! pipefail`; `!` negates it, as it does there) and `PS2`
 //! is `__lab_ps2__` (bash wants the rest of a command: a heredoc line, a loop's body).
 //! Everything else is what the commands printed. Bytes arrive in arbitrary chunks, so a
 //! marker (or a UTF-8 character) cut in two is kept until its end arrives.
@@ -20,7 +22,7 @@ const MAX_PS1: usize = 256;
 
 /// The `PS1`/`PS2` assignment typed when the session starts.
 pub(crate) fn prompt_assignment() -> String {
-    format!("PS1='{PS1_OPEN}${{PIPESTATUS[*]}}{PS1_CLOSE}' PS2='{PS2}'")
+    format!("PS1='{PS1_OPEN}$?{PS1_CLOSE}' PS2='{PS2}'")
 }
 
 /// One thing the terminal showed.
@@ -29,7 +31,7 @@ pub(crate) enum Event {
     /// Output of the commands (and of the shell: job notices, errors).
     Text(String),
     /// The shell is ready for a new command; the statuses of the last pipeline
-    /// (`${PIPESTATUS[*]}`).
+    /// (`$?`, one status).
     Ready(Vec<i64>),
     /// The shell wants the rest of a command.
     More,
@@ -152,7 +154,7 @@ pub(crate) fn pipefail(statuses: &[i64]) -> i64 {
 /// Terminal output as a record keeps it: escape sequences removed, `\r\n` as `\n`, a
 /// lone `\r` (a progress line redrawn) as a line break.
 pub(crate) fn clean(text: &str) -> String {
-    crate::run::strip_ansi(text)
+    crate::lab::output::strip_ansi(text)
         .replace("\r\n", "\n")
         .replace('\r', "\n")
 }
@@ -267,7 +269,7 @@ mod tests {
     fn the_prompt_assignment_names_the_markers() {
         assert_eq!(
             prompt_assignment(),
-            "PS1='__lab_ps1:${PIPESTATUS[*]}:__' PS2='__lab_ps2__'"
+            "PS1='__lab_ps1:$?:__' PS2='__lab_ps2__'"
         );
     }
 }

@@ -15,13 +15,14 @@
 //! compose exec` without `-T` forwards it into the container) would otherwise swallow
 //! the lines typed ahead of it. The prompts are markers the runner removes (see
 //! [`super::screen`]), so what is kept is the commands' output alone, as with empty
-//! prompts; `PS1` also carries `${PIPESTATUS[*]}`, the status of every command typed.
+//! prompts; `PS1` also carries `$?`, the status of every command line typed.
 //!
 //! Nothing outlives the session: bash is the leader of its own session, so every
 //! process it started — background jobs in their own process groups included — is
 //! found by its session id in `/proc` and killed, when the session closes or is
 //! dropped.
 
+use crate::lab::engine::SharedObserver;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Stdio;
@@ -70,7 +71,8 @@ pub struct ReaderSession {
     events: VecDeque<Event>,
     /// bash's pid: the id of its session.
     bash: Pid,
-    stream: bool,
+    /// Who hears what the terminal shows, as it arrives.
+    echo: Option<SharedObserver>,
     /// Everything the terminal showed (prompts removed), for background jobs' output.
     transcript: String,
     /// Output not yet copied to stderr (a line not yet complete).
@@ -81,13 +83,13 @@ pub struct ReaderSession {
 impl ReaderSession {
     /// Starts bash in a pseudo-terminal in `dir`, with `env` added to the environment
     /// and `path` as `PATH`; sets its terminal up (no echo, 1000 rows × 200 columns, so
-    /// psql never pages) and its prompts. With `stream`, what the terminal shows is
-    /// copied to stderr as it arrives.
+    /// psql never pages) and its prompts. With `echo`, what the terminal shows is
+    /// reported to that observer as it arrives.
     pub async fn start(
         dir: &Path,
         env: &[(String, String)],
         path: &str,
-        stream: bool,
+        echo: Option<SharedObserver>,
     ) -> Result<ReaderSession> {
         let mut child = Command::new("script")
             .args([
@@ -134,22 +136,31 @@ impl ReaderSession {
             screen: Screen::default(),
             events: VecDeque::new(),
             bash: Pid::from_raw(0),
-            stream: false,
+            echo: None,
             transcript: String::new(),
             shown: String::new(),
             closed: false,
         };
+        session.set_up().await?;
+        session.transcript.clear();
+        session.echo = echo;
+        Ok(session)
+    }
+
+    /// Sets the new terminal up (no echo, its size, `pipefail`, the marker prompts) and
+    /// waits for its first prompt; learns bash's pid.
+    async fn set_up(&mut self) -> Result<()> {
         // Echo is still on and the prompt is bash's own: read up to our own line's
         // output, which the echo of the typed line cannot match (it shows `%s`).
         let setup = format!(
-            "stty -echo rows 1000 cols 200; {}; unset HISTFILE; printf '__lab_ready_%s__\\n' $$",
+            "stty -echo rows 1000 cols 200; set -o pipefail; {}; unset HISTFILE; printf '__lab_ready_%s__\\n' $$",
             prompt_assignment()
         );
-        session.write(&format!("{setup}\n")).await?;
+        self.write(&format!("{setup}\n")).await?;
         let deadline = Instant::now() + START_TIMEOUT;
         let mut seen = String::new();
         let bash = loop {
-            match session.next_event(deadline).await? {
+            match self.next_event(deadline).await? {
                 Some(Event::Text(t)) => seen.push_str(&t),
                 Some(_) => {}
                 None => bail!(
@@ -161,18 +172,16 @@ impl ReaderSession {
                 break pid;
             }
         };
-        session.bash = Pid::from_raw(bash);
+        self.bash = Pid::from_raw(bash);
         // The prompt that follows: the shell waits for the first command.
         loop {
-            match session.next_event(deadline).await? {
+            match self.next_event(deadline).await? {
                 Some(Event::Ready(_)) => break,
                 Some(_) => {}
                 None => bail!("the reader's terminal shows no prompt"),
             }
         }
-        session.transcript.clear();
-        session.stream = stream;
-        Ok(session)
+        Ok(())
     }
 
     /// Types `line` and Enter, then waits (until `deadline`) for the next prompt.
@@ -296,20 +305,20 @@ impl ReaderSession {
             match &event {
                 Event::Text(t) => {
                     self.transcript.push_str(t);
-                    if self.stream {
+                    if self.echo.is_some() {
                         self.shown.push_str(&clean(t));
                         self.show(false);
                     }
                 }
-                _ if self.stream => self.show(true),
+                _ if self.echo.is_some() => self.show(true),
                 _ => {}
             }
             self.events.push_back(event);
         }
     }
 
-    /// Copies the terminal's complete lines to stderr (all of it at a prompt), leaving
-    /// out the runner's own sentinel lines.
+    /// Reports the terminal's complete lines (all of it at a prompt), leaving out the
+    /// runner's own sentinel lines.
     fn show(&mut self, all: bool) {
         let end = if all {
             self.shown.len()
@@ -317,10 +326,14 @@ impl ReaderSession {
             self.shown.rfind('\n').map_or(0, |i| i + 1)
         };
         let text: String = self.shown.drain(..end).collect();
-        for line in text.split_inclusive('\n') {
-            if !is_sentinel_line(line) {
-                eprint!("{line}");
-            }
+        let shown: String = text
+            .split_inclusive('\n')
+            .filter(|line| !is_sentinel_line(line))
+            .collect();
+        if let Some(observer) = &self.echo
+            && !shown.is_empty()
+        {
+            observer.output(&shown);
         }
     }
 }
@@ -446,21 +459,24 @@ mod tests {
     async fn a_terminal_types_interrupts_and_leaves_nothing_behind() {
         let dir = std::env::temp_dir();
         let path = std::env::var("PATH").unwrap_or_default();
-        let mut s = ReaderSession::start(&dir, &[], &path, false).await.unwrap();
+        let mut s = ReaderSession::start(&dir, &[], &path, None).await.unwrap();
         let soon = || Instant::now() + Duration::from_secs(10);
         let shown = s.type_line("t0=42; cd /", soon()).await.unwrap();
         assert_eq!(shown.prompt, Some(Prompt::Ready(vec![0])));
         let shown = s.type_line("echo \"$t0 $PWD\"", soon()).await.unwrap();
         assert_eq!(clean(&shown.output), "42 /\n");
+        // pipefail, as in the engine: the pipeline fails; `!` negates, as it does there.
         let shown = s.type_line("false | true", soon()).await.unwrap();
-        assert_eq!(shown.prompt, Some(Prompt::Ready(vec![1, 0])));
+        assert_eq!(shown.prompt, Some(Prompt::Ready(vec![1])));
+        let shown = s.type_line("! false", soon()).await.unwrap();
+        assert_eq!(shown.prompt, Some(Prompt::Ready(vec![0])));
         let shown = s.type_line("for i in 1 2; do", soon()).await.unwrap();
         assert_eq!(shown.prompt, Some(Prompt::More));
         let shown = s.type_line("echo $i; done", soon()).await.unwrap();
         assert_eq!(clean(&shown.output), "1\n2\n");
         s.type_line("sleep 300 &", soon()).await.unwrap();
         let shown = s.type_line("echo \"job=$!\"", soon()).await.unwrap();
-        let job: i32 = crate::render::capture_line(&clean(&shown.output), "job")
+        let job: i32 = crate::lab::output::capture_line(&clean(&shown.output), "job")
             .and_then(|p| p.parse().ok())
             .unwrap();
         let shown = s

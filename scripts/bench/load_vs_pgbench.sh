@@ -22,7 +22,7 @@
 # runner/pgbench, and the runner's CPU time and max RSS (from /usr/bin/time -v, or
 # sampled with ps when that is missing) and pgbench's CPU time (bash's `time`).
 #
-# usage: runner/benches/load_vs_pgbench.sh [--target SERVICE] [--workers N] [--duration SECS] [--rounds N]
+# usage: scripts/bench/load_vs_pgbench.sh [--target SERVICE] [--workers N] [--duration SECS] [--rounds N]
 #   SERVICE  pgbouncer (default) or postgres-primary
 #   The cluster is the one `runner` would address: COMPOSE_PROJECT_NAME and the *_PORT
 #   variables from the environment, else compose/.env. RUNNER names the runner binary

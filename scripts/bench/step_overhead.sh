@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the engine's overhead per live step, beyond the command's own time.
 #
-#   runner/benches/step_overhead.sh [STEPS]
+#   scripts/bench/step_overhead.sh [STEPS]
 #
 # Runs a generated chapter of STEPS trivial shell steps (`true`) and STEPS trivial SQL
 # steps (`SELECT 1` through psql in postgres-primary) with `runner exec` against a

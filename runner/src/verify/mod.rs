@@ -1,19 +1,21 @@
 //! The loss check: a Jepsen-style set checker over the writer's ledger.
 //!
-//! "Zero data loss" and "RPO > 0" are claims about a set: the op ids the server
-//! acknowledged, against the op ids a node holds after the failure. Following Jepsen's
-//! set checker:
+//! `runner verify` answers one question per node: of the writes the server
+//! acknowledged to the load writer, which are on this node? [`verify`] reads the
+//! ledger ([`crate::load::Ledger`]), asks the node for the run's op id range only
+//! (`op_id BETWEEN lo AND hi`, which keeps runs apart), and builds the
+//! [`VerifyReport`]:
 //!
-//! - **ok**: acknowledged and present;
-//! - **lost**: acknowledged and missing — the durability promise broken;
-//! - **recovered**: attempted, not acknowledged, yet present (a SyncRep-cancelled
-//!   commit, or one whose acknowledgement died with the connection) — legal;
-//! - **unexpected**: present but never attempted — the ledger or the writer is wrong.
-//!
-//! The set logic ([`set_check`]) is a pure function over in-memory sets, so it is tested
-//! without a database; [`fetch_present`] asks a node for the run's id range only
-//! (`op_id BETWEEN lo AND hi`), which keeps runs apart. The ledger's ack times also
-//! give the outage a client saw: the longest stretch without a successful write.
+//! - `set_check.rs`: the four kinds of id — ok, lost, recovered, unexpected — from
+//!   in-memory sets, tested without a database;
+//! - `gap.rs`: the longest stretch without a successful write, the outage as the
+//!   client saw it;
+//! - this file: the first and last lost ops with their wall-clock times, the
+//!   `key: value` lines the book engine captures, the one-line verdict, and the
+//!   [`Expectation`] a chapter states (`--expect-no-loss`, `--expect-loss`).
+
+mod gap;
+mod set_check;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -27,119 +29,14 @@ use serde::Serialize;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::Type;
 
-use crate::load::ledger::{Ledger, format_secs};
+use crate::load::ledger::format_secs;
+use crate::load::{Ledger, Outcome};
 
-/// The outcome of the set check.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SetCheck {
-    /// Ops the writer sent.
-    pub attempted: usize,
-    /// Ops whose commit returned OK.
-    pub acknowledged: usize,
-    /// Op ids of the run's range found on the node.
-    pub present: usize,
-    /// Acknowledged and present.
-    pub ok: usize,
-    /// Acknowledged and missing, in id order.
-    pub lost: Vec<i64>,
-    /// Attempted, not acknowledged, yet present, in id order.
-    pub recovered: Vec<i64>,
-    /// Present but never attempted, in id order.
-    pub unexpected: Vec<i64>,
-}
+pub use gap::Gap;
+pub use set_check::SetCheck;
 
-/// Jepsen's set check over in-memory sets. `acknowledged` should be a subset of
-/// `attempted`; an acknowledged id that was not attempted is still counted as
-/// acknowledged (and so as ok or lost), never as unexpected.
-pub fn set_check(
-    attempted: &BTreeSet<i64>,
-    acknowledged: &BTreeSet<i64>,
-    present: &BTreeSet<i64>,
-) -> SetCheck {
-    let lost: Vec<i64> = acknowledged.difference(present).copied().collect();
-    let recovered: Vec<i64> = attempted
-        .iter()
-        .filter(|id| !acknowledged.contains(id) && present.contains(id))
-        .copied()
-        .collect();
-    let unexpected: Vec<i64> = present
-        .iter()
-        .filter(|id| !attempted.contains(id) && !acknowledged.contains(id))
-        .copied()
-        .collect();
-    SetCheck {
-        attempted: attempted.union(acknowledged).count(),
-        acknowledged: acknowledged.len(),
-        present: present.len(),
-        ok: acknowledged.intersection(present).count(),
-        lost,
-        recovered,
-        unexpected,
-    }
-}
-
-/// The set check of a parsed ledger against the ids present on a node.
-pub fn check_ledger(ledger: &Ledger, present: &BTreeSet<i64>) -> SetCheck {
-    let attempted: BTreeSet<i64> = ledger.ops.keys().copied().collect();
-    let acknowledged: BTreeSet<i64> = ledger
-        .ops
-        .iter()
-        .filter(|(_, r)| r.acked_at().is_some())
-        .map(|(id, _)| *id)
-        .collect();
-    set_check(&attempted, &acknowledged, present)
-}
-
-/// A stretch of time without a successful write, as offsets from the run's start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Gap {
-    /// The last success before it (or the first attempt).
-    pub start: Duration,
-    /// The first success after it (or the end of the ledger).
-    pub end: Duration,
-    /// Whether a success ended it (false: it lasted to the end of the ledger).
-    pub closed: bool,
-}
-
-impl Gap {
-    /// Its length.
-    pub fn length(&self) -> Duration {
-        self.end.saturating_sub(self.start)
-    }
-}
-
-/// The longest gap between consecutive successes, counting from `start` (the first
-/// attempt) and to the end of the ledger (`end`). `acks` need not be sorted.
-pub fn longest_gap(acks: &[Duration], start: Duration, end: Duration) -> Gap {
-    let mut sorted = acks.to_vec();
-    sorted.sort_unstable();
-    let mut best = Gap {
-        start,
-        end: sorted.first().copied().unwrap_or(end.max(start)),
-        closed: !sorted.is_empty(),
-    };
-    for pair in sorted.windows(2) {
-        let gap = Gap {
-            start: pair[0],
-            end: pair[1],
-            closed: true,
-        };
-        if gap.length() > best.length() {
-            best = gap;
-        }
-    }
-    if let Some(&last) = sorted.last() {
-        let tail = Gap {
-            start: last,
-            end: end.max(last),
-            closed: false,
-        };
-        if tail.length() > best.length() {
-            best = tail;
-        }
-    }
-    best
-}
+use gap::longest_gap;
+use set_check::check_ledger;
 
 /// A lost op, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -189,12 +86,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Builds the report of `ledger` against the ids `present` on the node `on`.
-    pub fn new(
-        ledger: &Ledger,
-        present: &BTreeSet<i64>,
-        ledger_name: &str,
-        on: &str,
-    ) -> VerifyReport {
+    fn new(ledger: &Ledger, present: &BTreeSet<i64>, ledger_name: &str, on: &str) -> VerifyReport {
         let check = check_ledger(ledger, present);
         let acks: Vec<Duration> = ledger.ops.values().filter_map(|r| r.acked_at()).collect();
         let end = ledger.end_time();
@@ -225,7 +117,7 @@ impl VerifyReport {
             failed: ledger
                 .ops
                 .values()
-                .filter(|r| matches!(r.outcome, Some(crate::load::Outcome::Fail(..))))
+                .filter(|r| matches!(r.outcome, Some(Outcome::Fail(..))))
                 .count(),
             duration_s: end.as_secs_f64(),
             write_rate: if end.is_zero() {
@@ -364,7 +256,7 @@ impl Expectation {
 }
 
 /// The op ids of `range` present in `rental` on the node at `conninfo`, within `bound`.
-pub async fn fetch_present(
+async fn fetch_present(
     conninfo: &str,
     range: RangeInclusive<i64>,
     bound: Duration,
@@ -414,32 +306,14 @@ pub async fn verify(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::load::ledger::{Header, op_base};
     use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::load::Header;
+    use crate::load::ledger::op_base;
 
     fn set(ids: &[i64]) -> BTreeSet<i64> {
         ids.iter().copied().collect()
-    }
-
-    #[test]
-    fn set_check_sorts_every_kind() {
-        let attempted = set(&[1, 2, 3, 4, 5, 6]);
-        let acked = set(&[1, 2, 3, 4]);
-        let present = set(&[1, 2, 5, 9]);
-        let c = set_check(&attempted, &acked, &present);
-        assert_eq!(c.ok, 2);
-        assert_eq!(c.lost, [3, 4]);
-        assert_eq!(c.recovered, [5]);
-        assert_eq!(c.unexpected, [9]);
-        assert_eq!((c.attempted, c.acknowledged, c.present), (6, 4, 4));
-    }
-
-    #[test]
-    fn set_check_of_a_clean_run() {
-        let c = set_check(&set(&[1, 2, 3]), &set(&[1, 2]), &set(&[1, 2]));
-        assert_eq!(c.ok, 2);
-        assert!(c.lost.is_empty() && c.recovered.is_empty() && c.unexpected.is_empty());
     }
 
     fn ledger_text(run_id: u32, body: &str) -> String {
@@ -528,28 +402,5 @@ mod tests {
             "{why}"
         );
         assert!(r.verdict().starts_with("every acknowledged write is on p"));
-    }
-
-    #[test]
-    fn gaps() {
-        let s = Duration::from_secs;
-        // No acks: the whole run is one gap, open.
-        assert_eq!(
-            longest_gap(&[], s(0), s(10)),
-            Gap {
-                start: s(0),
-                end: s(10),
-                closed: false
-            }
-        );
-        // The tail counts: a writer stalled until it was stopped.
-        let g = longest_gap(&[s(3), s(1), s(2)], s(0), s(9));
-        assert_eq!((g.start, g.end, g.closed), (s(3), s(9), false));
-        // The start counts too.
-        let g = longest_gap(&[s(5), s(6)], s(0), s(6));
-        assert_eq!((g.start, g.end, g.closed), (s(0), s(5), true));
-        // A gap in the middle, acks out of order.
-        let g = longest_gap(&[s(9), s(1), s(2), s(8)], s(0), s(9));
-        assert_eq!((g.start, g.end, g.closed), (s(2), s(8), true));
     }
 }

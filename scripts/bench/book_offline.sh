@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the offline book build against a plain mdBook build of the same sources.
 #
-#   runner/benches/book_offline.sh [MDBOOK] [RUNS]
+#   scripts/bench/book_offline.sh [MDBOOK] [RUNS]
 #
 # `runner book` (in-process mdbook-driver + the lab preprocessor splicing the records)
 # against the stock `mdbook build` of a copy of book/ without the [preprocessor.lab]

@@ -1,0 +1,289 @@
+//! One worker's connection to the target: connecting, sending the statement, and
+//! cancelling it.
+//!
+//! - Every connection is bounded (the connect timeout) and keeps TCP keepalives short,
+//!   so a dead peer is noticed in seconds; a live server waiting in SyncRep still
+//!   answers keepalives, so a real SyncRep wait is not cut by them.
+//! - A task drives each connection and forwards its notices: PostgreSQL's "canceling
+//!   wait for synchronous replication" WARNING arrives as one, just before the commit's
+//!   answer, and is what classifies a cancelled commit as `syncrep_cancelled`.
+//! - Statements are prepared once per connection (what `pgbench -M prepared` does).
+//!   Through a pgbouncer in transaction mode that is only correct when pgbouncer tracks
+//!   prepared statements (`max_prepared_statements > 0`; the lab's pgbouncer 1.24 has
+//!   its default, 200); otherwise a named statement may run on a server connection
+//!   where it does not exist — or where another client's statement has the same name.
+//!   So `auto` asks pgbouncer's admin console (`SHOW CONFIG`) first, and uses unnamed
+//!   statements (parse + bind + execute in one round trip) when it does not track
+//!   them. Should a pooler still answer "prepared statement does not exist", the run
+//!   switches to unnamed statements and resends the same op (its bind failed, so
+//!   nothing ran).
+//! - A cancel is the protocol's cancel request on its own connection:
+//!   `statement_timeout` cannot end a commit's SyncRep wait, a cancel request can.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_postgres::error::{DbError, SqlState};
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{
+    AsyncMessage, Client, Config, Connection, NoTls, SimpleQueryMessage, Socket, Statement,
+};
+
+use super::Shared;
+use super::config::{LoadConfig, StatementMode};
+use super::errors::{self, ErrorClass};
+use super::report::{LoadObserver, Notice};
+
+/// How long a cancel request may take to be delivered.
+pub(super) const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for the server's answer to a cancelled transaction before giving
+/// the connection up.
+pub(super) const CANCEL_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The connection settings of every worker: the conninfo, with the writer's
+/// application name (unless one was given), the connect timeout and short keepalives.
+pub(super) fn pg_config(config: &LoadConfig) -> Result<Config> {
+    let mut pg = Config::from_str(&config.conninfo).context("parsing the connection string")?;
+    if pg
+        .get_application_name()
+        .is_none_or(|name| name == "runner")
+    {
+        pg.application_name("runner-load");
+    }
+    pg.connect_timeout(config.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(1))
+        .keepalives_retries(3);
+    Ok(pg)
+}
+
+/// The run's statement: its text, its parameter types, and whether it is sent unnamed
+/// (chosen, or fallen back to; never back to prepared).
+pub(super) struct Statements {
+    sql: &'static str,
+    types: Vec<Type>,
+    unnamed: AtomicBool,
+}
+
+impl Statements {
+    pub(super) fn new(config: &LoadConfig, mode: StatementMode) -> Statements {
+        Statements {
+            sql: config.sql(),
+            types: config.param_types(),
+            unnamed: AtomicBool::new(mode == StatementMode::Unnamed),
+        }
+    }
+
+    pub(super) fn unnamed(&self) -> bool {
+        self.unnamed.load(Ordering::Relaxed)
+    }
+
+    /// Switches to unnamed statements; true for the call that switched.
+    pub(super) fn fall_back(&self) -> bool {
+        !self.unnamed.swap(true, Ordering::Relaxed)
+    }
+
+    /// `prepared` or `unnamed`, for the summary.
+    pub(super) fn mode_name(&self) -> &'static str {
+        if self.unnamed() {
+            "unnamed"
+        } else {
+            "prepared"
+        }
+    }
+}
+
+/// One connection with its notice channel.
+pub(super) struct Conn {
+    pub(super) client: Client,
+    pub(super) notices: mpsc::UnboundedReceiver<DbError>,
+    pub(super) statement: Option<Statement>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connects within the connect timeout, drives the connection in a task that forwards
+/// notices, and prepares the statement unless the run sends it unnamed.
+pub(super) async fn connect(shared: &Shared) -> Result<Conn, (ErrorClass, String)> {
+    let attempt = async {
+        let (client, connection) = shared.pg.connect(NoTls).await?;
+        let (notices, driver) = drive(connection);
+        let mut conn = Conn {
+            client,
+            notices,
+            statement: None,
+            driver,
+        };
+        if !shared.statements.unnamed() {
+            let statements = &shared.statements;
+            match conn
+                .client
+                .prepare_typed(statements.sql, &statements.types)
+                .await
+            {
+                Ok(statement) => conn.statement = Some(statement),
+                Err(err) if lacks_prepared_support(&err) => shared.fall_back_to_unnamed(&err),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok::<Conn, tokio_postgres::Error>(conn)
+    };
+    let bound = shared.config.connect_timeout;
+    match timeout(bound + Duration::from_secs(1), attempt).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(err)) => Err((errors::classify(&err), error_text(&err))),
+        Err(_) => Err((
+            ErrorClass::ConnectTimeout,
+            format!("no connection within {bound:?}"),
+        )),
+    }
+}
+
+/// Drives a connection in a task, forwarding its notices to the returned channel.
+fn drive(
+    mut connection: Connection<Socket, NoTlsStream>,
+) -> (mpsc::UnboundedReceiver<DbError>, JoinHandle<()>) {
+    let (tx, notices) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notice(notice))) => {
+                    let _ = tx.send(notice);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+    });
+    (notices, driver)
+}
+
+/// Sends the statement with `values`: bind + execute of the prepared one, or, once the
+/// run sends unnamed statements, parse + bind + execute in one round trip.
+pub(super) async fn execute(
+    shared: &Shared,
+    client: &Client,
+    statement: Option<&Statement>,
+    values: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    if let Some(statement) = statement
+        && !shared.statements.unnamed()
+    {
+        match client.execute(statement, values).await {
+            Err(err) if lacks_prepared_support(&err) => {
+                // The bind failed, so nothing ran: the same op can be sent again.
+                shared.fall_back_to_unnamed(&err);
+            }
+            other => return other,
+        }
+    }
+    let statements = &shared.statements;
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
+        .iter()
+        .copied()
+        .zip(statements.types.iter().cloned())
+        .collect();
+    client.execute_typed(statements.sql, &typed).await
+}
+
+/// Sends the protocol's cancel request for what `client` is running, within its bound.
+pub(super) async fn cancel(client: &Client) {
+    let token = client.cancel_token();
+    let _ = timeout(CANCEL_SEND_TIMEOUT, token.cancel_query(NoTls)).await;
+}
+
+/// Errors a pooler without prepared-statement tracking produces: the statement is not
+/// on this server connection, or another client's statement of that name is.
+fn lacks_prepared_support(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(|code| {
+        *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::DUPLICATE_PSTATEMENT
+    })
+}
+
+/// The error's text with its cause chain (`error connecting to server: Connection
+/// refused (os error 111)`).
+pub(super) fn error_text(err: &tokio_postgres::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(db) = err.as_db_error() {
+        text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    } else if let Some(source) = std::error::Error::source(err) {
+        let cause = source.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
+/// Picks prepared or unnamed statements for `auto`, asking pgbouncer's admin console
+/// whether it tracks prepared statements.
+pub(super) async fn resolve_statements(
+    config: &LoadConfig,
+    pg: &Config,
+    observer: &dyn LoadObserver,
+) -> StatementMode {
+    match config.statements {
+        StatementMode::Prepared | StatementMode::Unnamed => config.statements,
+        StatementMode::Auto => match probe_pgbouncer(pg, config.connect_timeout).await {
+            Probe::PgBouncer { max_prepared: 0 } => {
+                observer.notice(&Notice::PoolerWithoutPreparedStatements);
+                StatementMode::Unnamed
+            }
+            Probe::PgBouncer { .. } | Probe::PostgreSql => StatementMode::Prepared,
+            // Unreachable now; it may come back. Unnamed statements are correct on
+            // anything, so take them when the target is known to be a pooler.
+            Probe::Unknown if config.target == "pgbouncer" => StatementMode::Unnamed,
+            Probe::Unknown => StatementMode::Prepared,
+        },
+    }
+}
+
+/// What answered on the target's port.
+enum Probe {
+    PgBouncer { max_prepared: u64 },
+    PostgreSql,
+    Unknown,
+}
+
+async fn probe_pgbouncer(pg: &Config, bound: Duration) -> Probe {
+    let mut admin = pg.clone();
+    admin.dbname("pgbouncer");
+    let attempt = async {
+        let (client, connection) = admin.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let rows = client.simple_query("SHOW CONFIG").await;
+        driver.abort();
+        rows
+    };
+    match timeout(bound + Duration::from_secs(1), attempt).await {
+        Ok(Ok(messages)) => {
+            let max_prepared = messages.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(row)
+                    if row.get("key") == Some("max_prepared_statements") =>
+                {
+                    row.get("value").and_then(|v| v.parse().ok())
+                }
+                _ => None,
+            });
+            match max_prepared {
+                Some(max_prepared) => Probe::PgBouncer { max_prepared },
+                None => Probe::PostgreSql,
+            }
+        }
+        // PostgreSQL itself: no database "pgbouncer" (or some other server error).
+        Ok(Err(err)) if err.as_db_error().is_some() => Probe::PostgreSql,
+        _ => Probe::Unknown,
+    }
+}

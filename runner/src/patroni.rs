@@ -1,0 +1,309 @@
+//! Chapter 6's cluster: three etcd members, three Patroni-managed PostgreSQL nodes and
+//! HAProxy, under the compose profile `patroni`.
+//!
+//! Its services are listed, with their ports, in [`crate::settings::SERVICES`] (marked
+//! [`Topology::Patroni`]); this module only knows how to tell whether the cluster is
+//! ready and what Patroni thinks of it. Patroni is the authority on roles here — not
+//! `pg_is_in_recovery()` on each node — so both come from its REST API's `/cluster`
+//! (the view `patronictl list` prints), asked of each node in turn on its published
+//! port until one answers.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::cluster::Cluster;
+use crate::settings::{SERVICES, Settings, Topology};
+
+/// The compose profile the cluster's services carry.
+pub const PROFILE: &str = "patroni";
+
+/// How long `up` waits for a leader with streaming replicas after compose started them.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The Patroni nodes, with the `.env` variable of each one's REST API port.
+pub const NODES: &[(&str, &str)] = &[
+    ("patroni1", "PATRONI1_API_PORT"),
+    ("patroni2", "PATRONI2_API_PORT"),
+    ("patroni3", "PATRONI3_API_PORT"),
+];
+
+/// The services of the cluster, in the order of the service table.
+pub fn services() -> Vec<&'static str> {
+    SERVICES
+        .iter()
+        .filter(|(_, _, topology)| *topology == Topology::Patroni)
+        .map(|(name, _, _)| *name)
+        .collect()
+}
+
+/// Whether any of `services` belongs to this cluster.
+pub fn involves(services: &[&str]) -> bool {
+    services.iter().any(|s| {
+        SERVICES
+            .iter()
+            .any(|(name, _, topology)| name == s && *topology == Topology::Patroni)
+    })
+}
+
+/// One member as Patroni's `/cluster` reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Member {
+    /// The member's name (its compose service).
+    pub name: String,
+    /// `leader`, `sync_standby`, `replica`, …
+    pub role: String,
+    /// `running`, `streaming`, `stopped`, `starting`, …
+    pub state: String,
+    /// The timeline PostgreSQL runs on, when Patroni knows it.
+    pub timeline: Option<i64>,
+    /// Bytes of WAL the replica is behind the leader (`lag`), when Patroni knows it.
+    pub lag: Option<String>,
+}
+
+impl Member {
+    fn from_json(value: &Value) -> Member {
+        let text = |key: &str| {
+            value
+                .get(key)
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_default()
+        };
+        Member {
+            name: text("name"),
+            role: text("role"),
+            state: text("state"),
+            timeline: value.get("timeline").and_then(Value::as_i64),
+            lag: value.get("lag").map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        }
+    }
+
+    /// Whether this member holds the leader lock and its PostgreSQL runs.
+    pub fn is_running_leader(&self) -> bool {
+        self.role == "leader" && self.state == "running"
+    }
+}
+
+/// Patroni's view of the cluster, from the first node whose REST API answers.
+pub async fn members(settings: &Settings) -> Result<Vec<Member>> {
+    let mut errors = Vec::new();
+    for (node, var) in NODES {
+        let port: u16 = match settings.var(var).and_then(|p| {
+            p.parse()
+                .with_context(|| format!("{var}={p:?} is not a port number"))
+        }) {
+            Ok(port) => port,
+            Err(err) => {
+                errors.push(format!("{node}: {err:#}"));
+                continue;
+            }
+        };
+        match get_json(port, "/cluster", Duration::from_secs(2)).await {
+            Ok(json) => {
+                let members = json
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .with_context(|| format!("{node}'s /cluster has no members: {json}"))?;
+                return Ok(members.iter().map(Member::from_json).collect());
+            }
+            Err(err) => errors.push(format!("{node}: {err:#}")),
+        }
+    }
+    bail!(
+        "no Patroni REST API answered ({})",
+        errors.join("; ").replace('\n', " ")
+    )
+}
+
+/// Waits until Patroni reports a running leader and every other running node of the
+/// cluster as a streaming replica.
+pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let project = cluster.settings.project().to_string();
+    loop {
+        let last = match ready(cluster, &project).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(why)) => why,
+            Err(err) => format!("{err:#}"),
+        };
+        if Instant::now() >= deadline {
+            let mut msg = format!(
+                "the Patroni cluster had no leader with streaming replicas within {} s ({last})",
+                timeout.as_secs()
+            );
+            for (node, _) in NODES {
+                if let Ok(tail) = cluster.engine.logs_tail(&project, node, 10).await {
+                    msg.push_str(&format!(
+                        "\n--- {node} last log lines:\n{}",
+                        tail.trim_end()
+                    ));
+                }
+            }
+            bail!(msg);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `None` when ready, else what is still missing.
+async fn ready(cluster: &Cluster, project: &str) -> Result<Option<String>> {
+    let members = members(&cluster.settings).await?;
+    if !members.iter().any(Member::is_running_leader) {
+        return Ok(Some("no running leader yet".into()));
+    }
+    for (node, _) in NODES {
+        let running = matches!(
+            cluster.engine.state(project, node).await?,
+            Some((state, _)) if state == "running"
+        );
+        if !running {
+            continue;
+        }
+        match members.iter().find(|m| m.name == *node) {
+            Some(m) if m.is_running_leader() || m.state == "streaming" => {}
+            Some(m) => return Ok(Some(format!("{node} is {} ({})", m.state, m.role))),
+            None => return Ok(Some(format!("{node} is not a member yet"))),
+        }
+    }
+    Ok(None)
+}
+
+/// `runner status`'s view of this cluster — one row per member (role, state, timeline,
+/// lag) and HAProxy's container — or `None` when none of its nodes runs.
+pub async fn status(cluster: &Cluster) -> Result<Option<String>> {
+    let project = cluster.settings.project().to_string();
+    let mut containers = Vec::new();
+    for service in services() {
+        let state = match cluster.engine.state(&project, service).await? {
+            Some((state, Some(health))) => format!("{state} ({health})"),
+            Some((state, None)) => state,
+            None => "absent".into(),
+        };
+        containers.push((service, state));
+    }
+    if !containers
+        .iter()
+        .any(|(s, state)| s.starts_with("patroni") && state.starts_with("running"))
+    {
+        return Ok(None);
+    }
+    let members = members(&cluster.settings).await.unwrap_or_default();
+    let rows: Vec<Vec<String>> = NODES
+        .iter()
+        .map(|(node, _)| {
+            let container = containers
+                .iter()
+                .find(|(s, _)| s == node)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default();
+            let member = members.iter().find(|m| m.name == *node);
+            let dash = || "-".to_string();
+            vec![
+                node.to_string(),
+                container,
+                member.map(|m| m.role.clone()).unwrap_or_else(dash),
+                member.map(|m| m.state.clone()).unwrap_or_else(dash),
+                member
+                    .and_then(|m| m.timeline)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(dash),
+                member.and_then(|m| m.lag.clone()).unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let mut out = "Patroni cluster (as its REST API /cluster reports it):\n".to_string();
+    out.push_str(&crate::cluster::table(
+        &[
+            "member",
+            "container",
+            "role",
+            "state",
+            "timeline",
+            "lag_bytes",
+        ],
+        &rows,
+    ));
+    let others: Vec<String> = containers
+        .iter()
+        .filter(|(s, _)| !s.starts_with("patroni"))
+        .map(|(s, c)| format!("{s}: {c}"))
+        .collect();
+    out.push_str(&others.join(", "));
+    out.push('\n');
+    Ok(Some(out))
+}
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the answer is never chunked) and
+/// parse its body as JSON, within `timeout`.
+async fn get_json(port: u16, path: &str, timeout: Duration) -> Result<Value> {
+    let request = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(timeout, request)
+        .await
+        .with_context(|| format!("127.0.0.1:{port}{path}: no answer within {timeout:?}"))?
+        .with_context(|| format!("GET 127.0.0.1:{port}{path}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("127.0.0.1:{port}{path}: not an HTTP answer"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200") {
+        bail!("127.0.0.1:{port}{path}: {status}");
+    }
+    serde_json::from_str(body).with_context(|| format!("127.0.0.1:{port}{path}: not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_from_patroni_json() {
+        let json: Value = serde_json::from_str(
+            r#"{"members": [
+                {"name": "patroni1", "role": "leader", "state": "running", "timeline": 2},
+                {"name": "patroni2", "role": "replica", "state": "streaming", "timeline": 2, "lag": 0},
+                {"name": "patroni3", "role": "replica", "state": "stopped", "lag": "unknown"}
+            ]}"#,
+        )
+        .unwrap();
+        let members: Vec<Member> = json["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Member::from_json)
+            .collect();
+        assert!(members[0].is_running_leader());
+        assert_eq!(members[1].lag.as_deref(), Some("0"));
+        assert_eq!(members[2].lag.as_deref(), Some("unknown"));
+        assert_eq!(members[2].timeline, None);
+    }
+
+    #[test]
+    fn the_service_table_marks_the_patroni_cluster() {
+        let services = services();
+        for (node, _) in NODES {
+            assert!(services.contains(node), "{node}");
+        }
+        assert!(services.contains(&"haproxy"));
+        assert!(!services.contains(&"postgres-primary"));
+        assert!(involves(&["haproxy"]));
+        assert!(!involves(&["pgbouncer"]));
+    }
+}
