@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::compose;
-use crate::docker::Engine;
+use crate::docker::Docker;
 use crate::images::{self, BaseWay};
 use crate::pg;
 use crate::settings::{SERVICES, Settings};
@@ -34,7 +34,7 @@ pub struct Cluster {
     /// The project's settings (with `BASE_IMAGE` resolved once [`Cluster::prepare_images`] ran).
     pub settings: Settings,
     /// The Docker connection.
-    pub engine: Engine,
+    pub docker: Docker,
     /// Whether `BASE_IMAGE` was resolved in this process.
     pub base_resolved: bool,
 }
@@ -61,10 +61,10 @@ pub struct NodeStatus {
 impl Cluster {
     /// Connects to Docker for the project described by `settings`.
     pub async fn connect(settings: Settings) -> Result<Cluster> {
-        let engine = Engine::connect().await?;
+        let docker = Docker::connect().await?;
         Ok(Cluster {
             settings,
-            engine,
+            docker,
             base_resolved: false,
         })
     }
@@ -77,7 +77,7 @@ impl Cluster {
         {
             return Ok(());
         }
-        let base = images::ensure_base(&self.settings, &self.engine, way).await?;
+        let base = images::ensure_base(&self.settings, &self.docker, way).await?;
         self.settings.vars.insert("BASE_IMAGE".into(), base);
         self.base_resolved = true;
         Ok(())
@@ -86,7 +86,7 @@ impl Cluster {
     /// The running/health state of each named service.
     async fn all_healthy(&self, services: &[&str]) -> Result<bool> {
         for service in services {
-            match self.engine.state(self.settings.project(), service).await? {
+            match self.docker.state(self.settings.project(), service).await? {
                 Some((state, health))
                     if state == "running"
                         && health.as_deref().unwrap_or("healthy") == "healthy" => {}
@@ -169,11 +169,11 @@ impl Cluster {
         let mut logs = String::new();
         for (service, _, _) in SERVICES {
             if let Ok(Some((state, health))) =
-                self.engine.state(self.settings.project(), service).await
+                self.docker.state(self.settings.project(), service).await
                 && (state != "running" || health.as_deref() == Some("unhealthy"))
             {
                 let tail = self
-                    .engine
+                    .docker
                     .logs_tail(self.settings.project(), service, 15)
                     .await
                     .unwrap_or_default();
@@ -194,7 +194,7 @@ impl Cluster {
     pub async fn running_postgres(&self) -> Result<Vec<&'static str>> {
         let mut running = Vec::new();
         for service in POSTGRES_SERVICES {
-            if let Some((state, _)) = self.engine.state(self.settings.project(), service).await?
+            if let Some((state, _)) = self.docker.state(self.settings.project(), service).await?
                 && state == "running"
             {
                 running.push(*service);
@@ -236,7 +236,7 @@ impl Cluster {
                 for service in POSTGRES_SERVICES {
                     if last.contains(service) {
                         let tail = self
-                            .engine
+                            .docker
                             .logs_tail(self.settings.project(), service, 15)
                             .await?;
                         msg.push_str(&format!(
@@ -326,7 +326,7 @@ impl Cluster {
                 slot_active: "-".into(),
             };
             if let Some((state, health)) =
-                self.engine.state(self.settings.project(), service).await?
+                self.docker.state(self.settings.project(), service).await?
             {
                 node.container = match health {
                     Some(h) => format!("{state} ({h})"),
@@ -368,7 +368,7 @@ impl Cluster {
         }
         let mut cl_waiting = None;
         if let Some((state, _)) = self
-            .engine
+            .docker
             .state(self.settings.project(), "pgbouncer")
             .await?
             && state == "running"

@@ -9,19 +9,17 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::Docker;
+use bollard::Docker as Bollard;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::{
-    InspectContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
-};
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions, LogsOptions};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 /// A connection to the Docker Engine.
 #[derive(Clone)]
-pub struct Engine {
-    docker: Docker,
+pub struct Docker {
+    docker: Bollard,
 }
 
 /// What a command run in a container produced.
@@ -44,19 +42,19 @@ pub fn socket_description() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
 }
 
-impl Engine {
+impl Docker {
     /// Connects to the local daemon (honouring `DOCKER_HOST`), agrees on an API version
     /// and pings it, all within a few seconds. The error is one line naming the socket.
-    pub async fn connect() -> Result<Engine> {
+    pub async fn connect() -> Result<Docker> {
         let socket = socket_description();
         let connect = async {
-            let docker = Docker::connect_with_local_defaults()?;
+            let docker = Bollard::connect_with_local_defaults()?;
             let docker = docker.negotiate_version().await?;
             docker.ping().await?;
             Ok::<_, bollard::errors::Error>(docker)
         };
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
-            Ok(Ok(docker)) => Ok(Engine { docker }),
+            Ok(Ok(docker)) => Ok(Docker { docker }),
             Ok(Err(err)) => Err(anyhow!("cannot reach Docker at {socket}: {err}")),
             Err(_) => Err(anyhow!(
                 "cannot reach Docker at {socket}: no answer within 10 s"
@@ -65,7 +63,7 @@ impl Engine {
     }
 
     /// The underlying client.
-    pub fn client(&self) -> &Docker {
+    pub fn client(&self) -> &Bollard {
         &self.docker
     }
 
@@ -268,20 +266,6 @@ impl Engine {
         Ok(text)
     }
 
-    /// Sends `signal` to a service's container (SIGKILL to crash a node).
-    pub async fn kill(&self, project: &str, service: &str, signal: &str) -> Result<()> {
-        let id = self.running_container(project, service).await?;
-        self.docker
-            .kill_container(
-                &id,
-                Some(KillContainerOptions {
-                    signal: signal.to_string(),
-                }),
-            )
-            .await
-            .with_context(|| format!("sending {signal} to {service}"))
-    }
-
     /// Whether an image with this reference exists locally.
     pub async fn image_exists(&self, reference: &str) -> Result<bool> {
         match self.docker.inspect_image(reference).await {
@@ -291,12 +275,6 @@ impl Engine {
             }) => Ok(false),
             Err(err) => Err(err).with_context(|| format!("inspecting image {reference}")),
         }
-    }
-
-    /// The server's version string.
-    pub async fn server_version(&self) -> Result<String> {
-        let version = self.docker.version().await?;
-        Ok(version.version.unwrap_or_default())
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 
-use crate::docker::Engine;
+use crate::docker::Docker;
 use crate::settings::Settings;
 
 /// The official base image.
@@ -28,7 +28,7 @@ pub enum BaseWay {
 }
 
 /// Makes sure a base image exists and returns its reference.
-pub async fn ensure_base(settings: &Settings, engine: &Engine, way: BaseWay) -> Result<String> {
+pub async fn ensure_base(settings: &Settings, engine: &Docker, way: BaseWay) -> Result<String> {
     match way {
         BaseWay::Hub => {
             pull_hub_base(engine).await?;
@@ -57,7 +57,7 @@ pub async fn ensure_base(settings: &Settings, engine: &Engine, way: BaseWay) -> 
     }
 }
 
-async fn pull_hub_base(engine: &Engine) -> Result<()> {
+async fn pull_hub_base(engine: &Docker) -> Result<()> {
     let (image, tag) = HUB_BASE.split_once(':').unwrap_or((HUB_BASE, "latest"));
     let pull = async {
         let mut stream = engine.client().create_image(
@@ -99,7 +99,7 @@ pub async fn debootstrap_tag(settings: &Settings) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-async fn debootstrap_base(settings: &Settings, engine: &Engine) -> Result<String> {
+async fn debootstrap_base(settings: &Settings, engine: &Docker) -> Result<String> {
     let tag = debootstrap_tag(settings).await?;
     if engine.image_exists(&tag).await? {
         tracing::info!("base image: {tag} (debootstrap, already built)");

@@ -141,7 +141,7 @@ pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<()> {
                 timeout.as_secs()
             );
             for (node, _) in NODES {
-                if let Ok(tail) = cluster.engine.logs_tail(&project, node, 10).await {
+                if let Ok(tail) = cluster.docker.logs_tail(&project, node, 10).await {
                     msg.push_str(&format!(
                         "\n--- {node} last log lines:\n{}",
                         tail.trim_end()
@@ -162,7 +162,7 @@ async fn ready(cluster: &Cluster, project: &str) -> Result<Option<String>> {
     }
     for (node, _) in NODES {
         let running = matches!(
-            cluster.engine.state(project, node).await?,
+            cluster.docker.state(project, node).await?,
             Some((state, _)) if state == "running"
         );
         if !running {
@@ -183,7 +183,7 @@ pub async fn status(cluster: &Cluster) -> Result<Option<String>> {
     let project = cluster.settings.project().to_string();
     let mut containers = Vec::new();
     for service in services() {
-        let state = match cluster.engine.state(&project, service).await? {
+        let state = match cluster.docker.state(&project, service).await? {
             Some((state, Some(health))) => format!("{state} ({health})"),
             Some((state, None)) => state,
             None => "absent".into(),

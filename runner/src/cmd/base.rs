@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use runner::docker::Engine;
+use runner::docker::Docker;
 use runner::images::{self, BaseWay};
 use runner::settings::Settings;
 
@@ -21,7 +21,7 @@ pub struct BaseArgs {
 }
 
 pub async fn run(settings: Settings, args: BaseArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::connect().await?;
+    let engine = Docker::connect().await?;
     let image = images::ensure_base(&settings, &engine, args.base).await?;
     println!("{image}");
     Ok(ExitCode::SUCCESS)

@@ -68,7 +68,7 @@ impl Engine {
         }
         let out = self
             .cluster
-            .engine
+            .docker
             .exec_bounded(
                 self.cluster.settings.project(),
                 service,

@@ -58,7 +58,7 @@ done; true"#;
 pub(super) async fn container_psqls(cluster: &Cluster, service: &str) -> Vec<i64> {
     let cmd = ["sh".to_string(), "-c".to_string(), LIST_PSQL.to_string()];
     match cluster
-        .engine
+        .docker
         .exec(
             cluster.settings.project(),
             service,
@@ -98,7 +98,7 @@ pub(super) async fn interrupt_container_psql(
     let mut cmd = vec!["kill".to_string(), "-INT".to_string()];
     cmd.extend(new.iter().cloned());
     match cluster
-        .engine
+        .docker
         .exec(
             cluster.settings.project(),
             service,
