@@ -309,11 +309,12 @@ fn output_html(block: &Block, record: &BlockRecord) -> String {
     // The output as a Markdown code block inside the styled div: a raw HTML block
     // would end at the output's first blank line.
     let output = record.output.trim_end_matches('\n');
-    let fence = fence_for(output);
-    let _ = write!(
-        html,
-        "<div class=\"{class}\">\n\n{fence}text\n{output}\n{fence}\n\n"
-    );
+    let _ = write!(html, "<div class=\"{class}\">\n\n");
+    // A step that printed nothing (`sleep 2`) shows its meta line only.
+    if !output.trim().is_empty() {
+        let fence = fence_for(output);
+        let _ = write!(html, "{fence}text\n{output}\n{fence}\n\n");
+    }
     let _ = writeln!(
         html,
         "<div class=\"lab-meta\">{}</div>\n\n</div>\n",
@@ -618,6 +619,16 @@ p99_ms: 3.300
             "the output is shown as usual"
         );
         assert!(!out.contains("<svg"));
+    }
+
+    #[test]
+    fn a_step_that_printed_nothing_shows_its_meta_only() {
+        let src = "```sh lab\nsleep 2\n```\n";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let blocks = vec![rec(&chapter.blocks[0], "")];
+        let out = splice(src, &chapter, &record_of(&chapter, blocks));
+        assert!(!out.contains("```text"), "{out}");
+        assert!(out.contains("<div class=\"lab-meta\">recorded"), "{out}");
     }
 
     #[test]

@@ -62,20 +62,7 @@ impl Observer for Console {
         }
         let mark = if record.ok { "✔" } else { "✘" };
         match &record.check {
-            Some(check) => {
-                let figure: Vec<String> = check
-                    .figure
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {v}"))
-                    .collect();
-                let figure = if figure.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", figure.join(", "))
-                };
-                let held = if check.passed { "held" } else { "did NOT hold" };
-                eprintln!("{mark} check {held}: {}{figure}", check.claim);
-            }
+            Some(check) => eprintln!("{mark} {}", check.verdict()),
             None => eprintln!(
                 "{mark} {} in {:.2} s",
                 StepEnd::of(record, block.timeout),

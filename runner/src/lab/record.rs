@@ -87,6 +87,23 @@ pub struct CheckRecord {
     pub figure: Vec<(String, String)>,
 }
 
+impl CheckRecord {
+    /// `check held: <claim> (name = value, …)`, or `check did NOT hold: …`.
+    pub fn verdict(&self) -> String {
+        let held = if self.passed { "held" } else { "did NOT hold" };
+        let figure: Vec<String> = self
+            .figure
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        if figure.is_empty() {
+            format!("check {held}: {}", self.claim)
+        } else {
+            format!("check {held}: {} ({})", self.claim, figure.join(", "))
+        }
+    }
+}
+
 /// How a block's record relates to its current text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {

@@ -511,23 +511,7 @@ impl ChapterRun<'_> {
             self.say(&format!("{mark} {problem}"));
         }
         match &result.check_record {
-            Some(check) => {
-                let figure: Vec<String> = check
-                    .figure
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {v}"))
-                    .collect();
-                self.say(&format!(
-                    "{mark} check {}: {}{}",
-                    if check.passed { "held" } else { "did NOT hold" },
-                    check.claim,
-                    if figure.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", figure.join(", "))
-                    }
-                ));
-            }
+            Some(check) => self.say(&format!("{mark} {}", check.verdict())),
             None => {
                 let status = match result.end {
                     StepEnd::TimedOut(bound) => {

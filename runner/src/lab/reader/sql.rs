@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster::Cluster;
+use crate::docker::ExecOutput;
 use crate::lab::output::Table;
 
 /// The heredoc delimiter SQL blocks are typed with.
@@ -57,20 +58,24 @@ done; true"#;
 /// The `docker exec`-started psql processes of `service` (empty when it is not running).
 pub(super) async fn container_psqls(cluster: &Cluster, service: &str) -> Vec<i64> {
     let cmd = ["sh".to_string(), "-c".to_string(), LIST_PSQL.to_string()];
-    match cluster
+    match exec_in(cluster, service, &cmd).await {
+        Ok(out) => parse_pids(&out.stdout),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Runs `cmd` in `service`'s container, bounded at 10 s.
+async fn exec_in(cluster: &Cluster, service: &str, cmd: &[String]) -> Result<ExecOutput> {
+    cluster
         .docker
         .exec(
             cluster.settings.project(),
             service,
-            &cmd,
+            cmd,
             None,
             Duration::from_secs(10),
         )
         .await
-    {
-        Ok(out) => parse_pids(&out.stdout),
-        Err(_) => Vec::new(),
-    }
 }
 
 fn parse_pids(text: &str) -> Vec<i64> {
@@ -97,17 +102,7 @@ pub(super) async fn interrupt_container_psql(
     }
     let mut cmd = vec!["kill".to_string(), "-INT".to_string()];
     cmd.extend(new.iter().cloned());
-    match cluster
-        .docker
-        .exec(
-            cluster.settings.project(),
-            service,
-            &cmd,
-            None,
-            Duration::from_secs(10),
-        )
-        .await
-    {
+    match exec_in(cluster, service, &cmd).await {
         Ok(out) if out.exit_code == Some(0) => new.len(),
         _ => 0,
     }
