@@ -12,18 +12,23 @@ use crate::compose;
 use crate::docker::Docker;
 use crate::images::{self, BaseWay};
 use crate::pg;
-use crate::settings::{SERVICES, Settings};
+use crate::settings::Settings;
+use crate::topology::Service;
 
-/// The PostgreSQL services, primary first.
+/// The streaming cluster's PostgreSQL services, primary first.
 pub const POSTGRES_SERVICES: &[&str] = &[
-    "postgres-primary",
-    "postgres-sync-standby",
-    "postgres-async-standby",
-    "postgres-delayed-standby",
+    Service::PostgresPrimary.name(),
+    Service::PostgresSyncStandby.name(),
+    Service::PostgresAsyncStandby.name(),
+    Service::PostgresDelayedStandby.name(),
 ];
 
 /// The services `up` starts when none are named: the agenda's first step.
-pub const DEFAULT_SERVICES: &[&str] = &["postgres-primary", "postgres-sync-standby", "pgbouncer"];
+pub const DEFAULT_SERVICES: &[&str] = &[
+    Service::DEFAULT_UP[0].name(),
+    Service::DEFAULT_UP[1].name(),
+    Service::DEFAULT_UP[2].name(),
+];
 
 /// How long to wait for standbys to stream after compose reports them started.
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(90);
@@ -101,11 +106,8 @@ impl Cluster {
     /// already run and are healthy.
     pub async fn up(&mut self, services: &[&str], way: BaseWay) -> Result<()> {
         for service in services {
-            if !crate::settings::is_service(service) {
-                bail!(
-                    "unknown service {service:?} (known: {})",
-                    crate::settings::service_names()
-                );
+            if Service::from_name(service).is_none() {
+                bail!("unknown service {service:?} (known: {})", Service::names());
             }
         }
         if self.all_healthy(services).await? {
@@ -146,7 +148,8 @@ impl Cluster {
     /// which service, the failing build step, or the node's last log lines.
     async fn explain_up_failure(&self, err: anyhow::Error) -> anyhow::Error {
         let text = format!("{err:#}");
-        for (service, var, _) in SERVICES {
+        for service in Service::ALL {
+            let var = service.port_var();
             if let Ok(port) = self.settings.var(var) {
                 let needle = format!("127.0.0.1:{port}");
                 if text.contains(&needle)
@@ -167,7 +170,7 @@ impl Cluster {
             return err.context("building the images failed: the failing step is shown above");
         }
         let mut logs = String::new();
-        for (service, _, _) in SERVICES {
+        for service in Service::ALL.map(Service::name) {
             if let Ok(Some((state, health))) =
                 self.docker.state(self.settings.project(), service).await
                 && (state != "running" || health.as_deref() == Some("unhealthy"))
@@ -369,10 +372,11 @@ impl Cluster {
         let mut cl_waiting = None;
         if let Some((state, _)) = self
             .docker
-            .state(self.settings.project(), "pgbouncer")
+            .state(self.settings.project(), Service::Pgbouncer.name())
             .await?
             && state == "running"
-            && let Ok(client) = pg::connect(&self.settings, "pgbouncer", "pgbouncer").await
+            && let Ok(client) =
+                pg::connect(&self.settings, Service::Pgbouncer.name(), "pgbouncer").await
         {
             let pools = pg::named_rows(&client, "SHOW POOLS").await?;
             let total: i64 = pools

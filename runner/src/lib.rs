@@ -15,4 +15,5 @@ pub mod load;
 pub mod patroni;
 pub mod pg;
 pub mod settings;
+pub mod topology;
 pub mod verify;

@@ -1,7 +1,7 @@
 //! Chapter 6's cluster: three etcd members, three Patroni-managed PostgreSQL nodes and
 //! HAProxy, under the compose profile `patroni`.
 //!
-//! Its services are listed, with their ports, in [`crate::settings::SERVICES`] (marked
+//! Its services are listed, with their ports, in [`crate::topology::Service`] (of
 //! [`Topology::Patroni`]); this module only knows how to tell whether the cluster is
 //! ready and what Patroni thinks of it. Patroni is the authority on roles here — not
 //! `pg_is_in_recovery()` on each node — so both come from its REST API's `/cluster`
@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::Cluster;
-use crate::settings::{SERVICES, Settings, Topology};
+use crate::settings::Settings;
+use crate::topology::{Service, Topology};
 
 /// The compose profile the cluster's services carry.
 pub const PROFILE: &str = "patroni";
@@ -26,27 +27,25 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The Patroni nodes, with the `.env` variable of each one's REST API port.
 pub const NODES: &[(&str, &str)] = &[
-    ("patroni1", "PATRONI1_API_PORT"),
-    ("patroni2", "PATRONI2_API_PORT"),
-    ("patroni3", "PATRONI3_API_PORT"),
+    (Service::Patroni1.name(), "PATRONI1_API_PORT"),
+    (Service::Patroni2.name(), "PATRONI2_API_PORT"),
+    (Service::Patroni3.name(), "PATRONI3_API_PORT"),
 ];
 
 /// The services of the cluster, in the order of the service table.
 pub fn services() -> Vec<&'static str> {
-    SERVICES
-        .iter()
-        .filter(|(_, _, topology)| *topology == Topology::Patroni)
-        .map(|(name, _, _)| *name)
+    Service::ALL
+        .into_iter()
+        .filter(|s| s.topology() == Topology::Patroni)
+        .map(Service::name)
         .collect()
 }
 
 /// Whether any of `services` belongs to this cluster.
 pub fn involves(services: &[&str]) -> bool {
-    services.iter().any(|s| {
-        SERVICES
-            .iter()
-            .any(|(name, _, topology)| name == s && *topology == Topology::Patroni)
-    })
+    services
+        .iter()
+        .any(|s| Service::from_name(s).is_some_and(|s| s.topology() == Topology::Patroni))
 }
 
 /// One member as Patroni's `/cluster` reports it.

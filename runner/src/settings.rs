@@ -12,47 +12,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::topology::Service;
+
 /// The compose project name used when neither the environment nor `.env` sets one.
 pub const DEFAULT_PROJECT: &str = "replication-lab";
-
-/// Which of the lab's clusters a service belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topology {
-    /// The streaming cluster of chapters 1–5 (no compose profile).
-    Streaming,
-    /// Chapter 6's Patroni cluster (compose profile `patroni`; see [`crate::patroni`]).
-    Patroni,
-}
-
-/// The services of the lab, as the agenda names them, with the `.env` variable that
-/// holds each one's published port on 127.0.0.1 and the cluster each belongs to.
-pub const SERVICES: &[(&str, &str, Topology)] = &[
-    ("postgres-primary", "PRIMARY_PORT", Topology::Streaming),
-    (
-        "postgres-sync-standby",
-        "SYNC_STANDBY_PORT",
-        Topology::Streaming,
-    ),
-    (
-        "postgres-async-standby",
-        "ASYNC_STANDBY_PORT",
-        Topology::Streaming,
-    ),
-    (
-        "postgres-delayed-standby",
-        "DELAYED_STANDBY_PORT",
-        Topology::Streaming,
-    ),
-    ("pgbouncer", "PGBOUNCER_PORT", Topology::Streaming),
-    ("etcd1", "ETCD1_PORT", Topology::Patroni),
-    ("etcd2", "ETCD2_PORT", Topology::Patroni),
-    ("etcd3", "ETCD3_PORT", Topology::Patroni),
-    ("patroni1", "PATRONI1_PORT", Topology::Patroni),
-    ("patroni2", "PATRONI2_PORT", Topology::Patroni),
-    ("patroni3", "PATRONI3_PORT", Topology::Patroni),
-    // Writes, to the leader; HAPROXY_REPLICA_PORT has the reads.
-    ("haproxy", "HAPROXY_PORT", Topology::Patroni),
-];
 
 /// The project's layout and settings, resolved once.
 #[derive(Debug, Clone)]
@@ -130,10 +93,9 @@ impl Settings {
 
     /// The port on 127.0.0.1 where `service` is published.
     pub fn port(&self, service: &str) -> Result<u16> {
-        let (_, var, _) = SERVICES
-            .iter()
-            .find(|(name, _, _)| *name == service)
-            .with_context(|| format!("unknown service {service:?} (known: {})", service_names()))?;
+        let var = Service::from_name(service)
+            .with_context(|| format!("unknown service {service:?} (known: {})", Service::names()))?
+            .port_var();
         let value = self.var(var)?;
         value
             .parse()
@@ -162,28 +124,14 @@ impl Settings {
         if let Some(conninfo) = conninfo {
             return Ok(conninfo.to_string());
         }
-        if !is_service(service) {
+        if Service::from_name(service).is_none() {
             bail!(
                 "unknown {what} {service:?} (known: {}); or pass --conninfo",
-                service_names()
+                Service::names()
             );
         }
         self.conninfo(service, "db")
     }
-}
-
-/// The known service names, comma-separated, for error messages.
-pub fn service_names() -> String {
-    SERVICES
-        .iter()
-        .map(|(name, _, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Whether `name` is one of the lab's services.
-pub fn is_service(name: &str) -> bool {
-    SERVICES.iter().any(|(service, _, _)| *service == name)
 }
 
 fn find_root() -> Option<PathBuf> {

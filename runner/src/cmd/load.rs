@@ -16,14 +16,15 @@ use std::time::Duration;
 use anyhow::Result;
 use runner::load::{self, ErrorSeen, LoadConfig, LoadObserver, Notice, Progress, StatementMode};
 use runner::settings::Settings;
+use runner::topology::Service;
 
 /// Write rentals and payments with a ledger of every acknowledged op id.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// The service to write to (through its published port): pgbouncer, or a
     /// PostgreSQL service such as postgres-primary.
-    #[arg(long, default_value = "pgbouncer")]
-    pub target: String,
+    #[arg(long, value_enum, default_value_t = Service::Pgbouncer)]
+    pub target: Service,
     /// A libpq connection string to use instead of --target's (--target then only names it).
     #[arg(long)]
     pub conninfo: Option<String>,
@@ -77,7 +78,8 @@ fn parse_rate(text: &str) -> Result<Rate, String> {
 
 /// Runs `runner load`.
 pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
-    let conninfo = settings.command_conninfo("target", &args.target, args.conninfo.as_deref())?;
+    let conninfo =
+        settings.command_conninfo("target", args.target.name(), args.conninfo.as_deref())?;
     let config = LoadConfig {
         workers: args.workers,
         rate: args.rate.0,
@@ -88,7 +90,7 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
         connect_timeout: args.connect_timeout,
         stop_grace: args.stop_grace,
         statements: args.statements,
-        ..LoadConfig::new(conninfo, args.target)
+        ..LoadConfig::new(conninfo, args.target.name())
     };
     let observer = Arc::new(Stderr { quiet: args.quiet });
     let summary = load::run(config, observer, shutdown_signal()).await?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use runner::load;
 use runner::settings::Settings;
+use runner::topology::Service;
 use runner::verify::{self, Expectation};
 
 /// Check a ledger against a node: ok, lost, recovered, unexpected writes.
@@ -20,8 +21,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub ledger: PathBuf,
     /// The service whose rows to check (through its published port).
-    #[arg(long, default_value = "postgres-primary")]
-    pub on: String,
+    #[arg(long, value_enum, default_value_t = Service::PostgresPrimary)]
+    pub on: Service,
     /// A libpq connection string to use instead of --on's (--on then only names it).
     #[arg(long)]
     pub conninfo: Option<String>,
@@ -41,8 +42,9 @@ pub struct VerifyArgs {
 
 /// Runs `runner verify`.
 pub async fn run(settings: &Settings, args: VerifyArgs) -> Result<ExitCode> {
-    let conninfo = settings.command_conninfo("service", &args.on, args.conninfo.as_deref())?;
-    let report = verify::verify(&args.ledger, &conninfo, &args.on, args.timeout).await?;
+    let conninfo =
+        settings.command_conninfo("service", args.on.name(), args.conninfo.as_deref())?;
+    let report = verify::verify(&args.ledger, &conninfo, args.on.name(), args.timeout).await?;
     for note in &report.notes {
         eprintln!("verify: note: {note}");
     }

@@ -9,7 +9,7 @@ use super::attrs::{Word, parse_duration, words};
 use super::{
     Block, Chapter, DEFAULT_TIMEOUT, Expect, LabError, LabErrors, Precondition, Runner, line_column,
 };
-use crate::settings::{is_service, service_names};
+use crate::topology::Service;
 
 /// Parses the lab blocks of one chapter. `file` names the chapter in errors (as the
 /// reader would open it); `path` is its path relative to the book's `src/`.
@@ -281,10 +281,13 @@ impl FencedBlock<'_> {
                 None if word.text == "fresh" => fresh = true,
                 Some(("services", list)) => {
                     for service in list.split(',').filter(|s| !s.is_empty()) {
-                        if !is_service(service) {
+                        if Service::from_name(service).is_none() {
                             return Err(self.error(
                                 word.offset,
-                                format!("unknown service {service:?} (known: {})", service_names()),
+                                format!(
+                                    "unknown service {service:?} (known: {})",
+                                    Service::names()
+                                ),
                             ));
                         }
                         services.push(service.to_string());
@@ -319,7 +322,7 @@ impl FencedBlock<'_> {
         let runner = match lang.as_str() {
             "sh" | "bash" | "console" => Runner::Shell,
             "sql" => Runner::Sql {
-                service: "postgres-primary".into(),
+                service: Service::PostgresPrimary.name().into(),
                 database: "db".into(),
             },
             other => {
@@ -464,10 +467,10 @@ impl FencedBlock<'_> {
             }));
         };
         match key {
-            "on" if !is_service(value) => {
+            "on" if Service::from_name(value).is_none() => {
                 return Err(err(format!(
                     "unknown service {value:?} (known: {})",
-                    service_names()
+                    Service::names()
                 )));
             }
             "on" => *service = value.to_string(),

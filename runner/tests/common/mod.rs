@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use runner::cluster::Cluster;
-use runner::settings::{SERVICES, Settings};
+use runner::settings::Settings;
+use runner::topology::Service;
 
 /// Whether Docker-backed tests are switched off (LAB_SKIP_DOCKER_TESTS=1).
 pub fn docker_tests_skipped() -> bool {
@@ -31,7 +32,7 @@ pub fn test_settings(name: &str, port_base: u16) -> Settings {
     settings
         .vars
         .insert("COMPOSE_PROJECT_NAME".into(), name.into());
-    for (i, (_, var, _)) in SERVICES.iter().enumerate() {
+    for (i, var) in Service::ALL.map(Service::port_var).iter().enumerate() {
         settings
             .vars
             .insert(var.to_string(), (port_base + i as u16).to_string());
