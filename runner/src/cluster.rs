@@ -208,7 +208,12 @@ impl Cluster {
 
     /// The running service that is a primary (not in recovery), if any.
     pub async fn find_primary(&self) -> Result<Option<&'static str>> {
-        for service in self.running_postgres().await? {
+        let running = self.running_postgres().await?;
+        if running.is_empty() {
+            // Chapter 6's cluster, if it runs: Patroni's leader.
+            return Ok(crate::patroni::leader(&self.settings).await);
+        }
+        for service in running {
             if let Ok(client) = pg::connect(&self.settings, service, "postgres").await
                 && pg::scalar(&client, "SELECT pg_is_in_recovery()")
                     .await?

@@ -123,6 +123,17 @@ pub async fn members(settings: &Settings) -> Result<Vec<Member>> {
     )
 }
 
+/// The service of the running leader, as Patroni reports it; `None` when there is none
+/// or no REST API answers.
+pub async fn leader(settings: &Settings) -> Option<&'static str> {
+    let members = members(settings).await.ok()?;
+    let leader = members.iter().find(|m| m.is_running_leader())?;
+    NODES
+        .iter()
+        .map(|(node, _)| *node)
+        .find(|node| *node == leader.name)
+}
+
 /// Waits until Patroni reports a running leader and every other running node of the
 /// cluster as a streaming replica.
 pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<()> {
