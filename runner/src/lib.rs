@@ -7,13 +7,6 @@
 
 pub mod book;
 pub mod cluster;
-pub mod compose;
-pub mod docker;
-pub mod images;
 pub mod lab;
 pub mod load;
-pub mod patroni;
-pub mod pg;
-pub mod settings;
-pub mod topology;
 pub mod verify;

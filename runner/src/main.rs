@@ -61,7 +61,7 @@ fn main() -> ExitCode {
 }
 
 async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
-    let settings = runner::settings::Settings::discover()?;
+    let settings = runner::cluster::settings::Settings::discover()?;
     match command {
         Command::Up(args) => cmd::up::run(settings, args).await,
         Command::Base(args) => cmd::base::run(settings, args).await,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::{TestCluster, docker_tests_skipped};
 use runner::cluster::DEFAULT_SERVICES;
-use runner::images::BaseWay;
-use runner::pg;
+use runner::cluster::images::BaseWay;
+use runner::cluster::pg;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_from_nothing_streams_and_serves_writes() {

@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TestCluster, docker_tests_skipped};
-use runner::images::BaseWay;
+use runner::cluster::images::BaseWay;
+use runner::cluster::settings::Settings;
+use runner::cluster::{compose, pg};
 use runner::load::{
     self, ErrorSeen, Ledger, LoadConfig, LoadObserver, LoadSummary, Notice, Progress,
 };
-use runner::settings::Settings;
 use runner::verify::{self, Expectation};
-use runner::{compose, pg};
 
 const PROJECT: &str = "lab-test-load";
 const PORT_BASE: u16 = 25432;

@@ -8,11 +8,11 @@ use mdbook_preprocessor::book::Book;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
 use super::render;
+use crate::cluster::settings::Settings;
 use crate::lab::chapters::{display_path, lab_chapters};
 use crate::lab::engine::{Engine, SharedObserver};
 use crate::lab::parse_chapter;
 use crate::lab::record::{self, ChapterRecord, Freshness};
-use crate::settings::Settings;
 
 /// Where the preprocessor takes output from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

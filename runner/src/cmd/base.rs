@@ -8,9 +8,9 @@
 
 use std::process::ExitCode;
 
-use runner::docker::Docker;
-use runner::images::{self, BaseWay};
-use runner::settings::Settings;
+use runner::cluster::docker::Docker;
+use runner::cluster::images::{self, BaseWay};
+use runner::cluster::settings::Settings;
 
 /// Arguments of `runner base`.
 #[derive(clap::Args)]

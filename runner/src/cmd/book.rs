@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use runner::book::Mode;
-use runner::settings::Settings;
+use runner::cluster::settings::Settings;
 
 use super::console::Console;
 

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use runner::settings::Settings;
+use runner::cluster::settings::Settings;
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let settings = Settings::discover()?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use runner::cluster::Cluster;
-use runner::settings::Settings;
+use runner::cluster::settings::Settings;
 
 /// Arguments of `runner down`.
 #[derive(clap::Args)]

@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use runner::cluster::Cluster;
+use runner::cluster::settings::Settings;
 use runner::lab::Runner;
 use runner::lab::chapters::{LabChapter, lab_chapters, select};
 use runner::lab::engine::Engine;
 use runner::lab::reader::{ReaderOptions, run_chapter_as_reader};
-use runner::settings::Settings;
 
 use super::console::Console;
 

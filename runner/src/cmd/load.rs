@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use runner::cluster::settings::Settings;
+use runner::cluster::topology::Service;
 use runner::load::{self, ErrorSeen, LoadConfig, LoadObserver, Notice, Progress, StatementMode};
-use runner::settings::Settings;
-use runner::topology::Service;
 
 /// Write rentals and payments with a ledger of every acknowledged op id.
 #[derive(Debug, clap::Args)]

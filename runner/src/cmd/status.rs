@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
+use runner::cluster::settings::Settings;
 use runner::cluster::{Cluster, table};
-use runner::settings::Settings;
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(settings).await?;
@@ -41,7 +41,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(n) => println!("pgbouncer: cl_waiting = {n}"),
         None => println!("pgbouncer: not running"),
     }
-    if let Some(patroni) = runner::patroni::status(&cluster).await? {
+    if let Some(patroni) = runner::cluster::patroni::status(&cluster).await? {
         print!("\n{patroni}");
     }
     Ok(ExitCode::SUCCESS)

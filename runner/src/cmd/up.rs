@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use runner::cluster::images::BaseWay;
+use runner::cluster::settings::Settings;
 use runner::cluster::{Cluster, DEFAULT_SERVICES};
-use runner::images::BaseWay;
-use runner::settings::Settings;
 
 /// Arguments of `runner up`.
 #[derive(clap::Args)]
@@ -25,7 +25,7 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut services: Vec<String> = DEFAULT_SERVICES.iter().map(|s| s.to_string()).collect();
     services.extend(args.with.iter().map(|w| format!("postgres-{w}-standby")));
     if args.cluster == "patroni" {
-        services = runner::patroni::services()
+        services = runner::cluster::patroni::services()
             .iter()
             .map(|s| s.to_string())
             .collect();

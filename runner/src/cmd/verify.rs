@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use runner::cluster::settings::Settings;
+use runner::cluster::topology::Service;
 use runner::load;
-use runner::settings::Settings;
-use runner::topology::Service;
 use runner::verify::{self, Expectation};
 
 /// Check a ledger against a node: ok, lost, recovered, unexpected writes.

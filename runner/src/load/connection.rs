@@ -244,7 +244,9 @@ pub(super) async fn resolve_statements(
             Probe::PgBouncer { .. } | Probe::PostgreSql => StatementMode::Prepared,
             // Unreachable now; it may come back. Unnamed statements are correct on
             // anything, so take them when the target is known to be a pooler.
-            Probe::Unknown if config.target == crate::topology::Service::Pgbouncer.name() => {
+            Probe::Unknown
+                if config.target == crate::cluster::topology::Service::Pgbouncer.name() =>
+            {
                 StatementMode::Unnamed
             }
             Probe::Unknown => StatementMode::Prepared,

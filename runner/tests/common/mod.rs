@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use runner::cluster::Cluster;
-use runner::settings::Settings;
-use runner::topology::Service;
+use runner::cluster::settings::Settings;
+use runner::cluster::topology::Service;
 
 /// Whether Docker-backed tests are switched off (LAB_SKIP_DOCKER_TESTS=1).
 pub fn docker_tests_skipped() -> bool {

@@ -24,9 +24,9 @@ mod observer;
 mod psql;
 mod shell;
 
+use crate::cluster::pg;
 use crate::lab::output::for_record;
 use crate::lab::record::{self, BlockRecord, ChapterRecord};
-use crate::pg;
 pub use judge::StepEnd;
 pub(crate) use judge::{Judgement, Outcome, judge};
 pub use observer::{Observer, SharedObserver, Silent, Traced};
@@ -153,7 +153,7 @@ impl Engine {
     pub async fn establish_precondition(&mut self, chapter: &Chapter) -> Result<()> {
         // Steps may build images (`docker compose up --build`): resolve the base first.
         self.cluster
-            .prepare_images(crate::images::BaseWay::Auto)
+            .prepare_images(crate::cluster::images::BaseWay::Auto)
             .await?;
         if let Some(pre) = &chapter.precondition {
             if pre.fresh {
@@ -166,7 +166,7 @@ impl Engine {
             if !pre.services.is_empty() {
                 let services: Vec<&str> = pre.services.iter().map(String::as_str).collect();
                 self.cluster
-                    .up(&services, crate::images::BaseWay::Auto)
+                    .up(&services, crate::cluster::images::BaseWay::Auto)
                     .await
                     .context("bringing the cluster to the chapter's precondition")?;
             }

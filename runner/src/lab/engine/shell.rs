@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::{Engine, Outcome, SharedObserver, StepEnd};
-use crate::compose;
+use crate::cluster::compose;
 
 /// A shell step's process group and the output collected from it so far.
 pub(super) struct Running {

@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::cluster::Cluster;
-use crate::compose;
+use crate::cluster::compose;
 use crate::lab::engine::{
     Engine, Judgement, Outcome, SharedObserver, StepEnd, judge, path_with_runner, strip_psql_prefix,
 };

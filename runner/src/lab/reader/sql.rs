@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster::Cluster;
-use crate::docker::ExecOutput;
+use crate::cluster::docker::ExecOutput;
 use crate::lab::output::Table;
 
 /// The heredoc delimiter SQL blocks are typed with.

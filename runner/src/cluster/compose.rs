@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::settings::Settings;
+use crate::cluster::settings::Settings;
 
 /// The environment every `docker compose` call and every `sh` step gets.
 pub fn environment(settings: &Settings) -> Vec<(String, String)> {

@@ -2,7 +2,7 @@
 //! in them with a bound, reading their logs and network counters.
 //!
 //! Compose has no API, so bringing services up and down goes through the
-//! `docker compose` CLI ([`crate::compose`]); everything the engine observes or does to
+//! `docker compose` CLI ([`crate::cluster::compose`]); everything the engine observes or does to
 //! a running container goes through here.
 
 use std::collections::HashMap;

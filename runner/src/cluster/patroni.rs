@@ -1,7 +1,7 @@
 //! Chapter 6's cluster: three etcd members, three Patroni-managed PostgreSQL nodes and
 //! HAProxy, under the compose profile `patroni`.
 //!
-//! Its services are listed, with their ports, in [`crate::topology::Service`] (of
+//! Its services are listed, with their ports, in [`crate::cluster::topology::Service`] (of
 //! [`Topology::Patroni`]); this module only knows how to tell whether the cluster is
 //! ready and what Patroni thinks of it. Patroni is the authority on roles here — not
 //! `pg_is_in_recovery()` on each node — so both come from its REST API's `/cluster`
@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::Cluster;
-use crate::settings::Settings;
-use crate::topology::{Service, Topology};
+use crate::cluster::settings::Settings;
+use crate::cluster::topology::{Service, Topology};
 
 /// The compose profile the cluster's services carry.
 pub const PROFILE: &str = "patroni";

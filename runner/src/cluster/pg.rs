@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use crate::settings::Settings;
+use crate::cluster::settings::Settings;
 
 /// The bound on one query issued by the runner itself.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 
-use crate::docker::Docker;
-use crate::settings::Settings;
+use crate::cluster::docker::Docker;
+use crate::cluster::settings::Settings;
 
 /// The official base image.
 pub const HUB_BASE: &str = "debian:trixie-slim";

@@ -4,16 +4,22 @@
 //! bounded — until every standby that is up streams from the primary, as the primary's
 //! `pg_stat_replication` says. `status` reads the same views a reader would query.
 
+pub mod compose;
+pub mod docker;
+pub mod images;
+pub mod patroni;
+pub mod pg;
+pub mod settings;
+pub mod topology;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::compose;
-use crate::docker::Docker;
-use crate::images::{self, BaseWay};
-use crate::pg;
-use crate::settings::Settings;
-use crate::topology::Service;
+use crate::cluster::docker::Docker;
+use crate::cluster::settings::Settings;
+use crate::cluster::topology::Service;
+use images::BaseWay;
 
 /// The streaming cluster's PostgreSQL services, primary first.
 pub const POSTGRES_SERVICES: &[&str] = &[
@@ -131,8 +137,8 @@ impl Cluster {
         {
             return Err(self.explain_up_failure(err).await);
         }
-        if crate::patroni::involves(services) {
-            crate::patroni::wait_ready(self, crate::patroni::READY_TIMEOUT).await?;
+        if patroni::involves(services) {
+            patroni::wait_ready(self, patroni::READY_TIMEOUT).await?;
         } else {
             self.wait_streaming(STREAM_TIMEOUT).await?;
         }
@@ -211,7 +217,7 @@ impl Cluster {
         let running = self.running_postgres().await?;
         if running.is_empty() {
             // Chapter 6's cluster, if it runs: Patroni's leader.
-            return Ok(crate::patroni::leader(&self.settings).await);
+            return Ok(patroni::leader(&self.settings).await);
         }
         for service in running {
             if let Ok(client) = pg::connect(&self.settings, service, "postgres").await
@@ -283,7 +289,7 @@ impl Cluster {
         // With its profile named, `down` removes chapter 6's cluster too.
         let mut args = vec![
             "--profile",
-            crate::patroni::PROFILE,
+            patroni::PROFILE,
             "down",
             "--remove-orphans",
             "-t",
@@ -303,58 +309,12 @@ impl Cluster {
 
     /// One row per node, plus pgbouncer's `cl_waiting` when it runs.
     pub async fn status(&self) -> Result<(Vec<NodeStatus>, Option<i64>)> {
-        let primary = self.find_primary().await?;
-        let mut replication = Vec::new();
-        let mut slots = Vec::new();
-        if let Some(primary) = primary {
-            let client = pg::connect(&self.settings, primary, "postgres").await?;
-            replication = pg::rows(
-                &client,
-                "SELECT application_name, state, sync_state, coalesce(replay_lag::text, '') \
-                 FROM pg_stat_replication",
-            )
-            .await?;
-            slots = pg::rows(
-                &client,
-                "SELECT slot_name, active::text FROM pg_replication_slots",
-            )
-            .await?;
-        }
+        let (replication, slots) = self.primary_views().await?;
         let cell =
             |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let mut nodes = Vec::new();
         for service in POSTGRES_SERVICES {
-            let mut node = NodeStatus {
-                service: service.to_string(),
-                container: "-".into(),
-                role: "-".into(),
-                state: "-".into(),
-                sync_state: "-".into(),
-                replay_lag: "-".into(),
-                slot_active: "-".into(),
-            };
-            if let Some((state, health)) =
-                self.docker.state(self.settings.project(), service).await?
-            {
-                node.container = match health {
-                    Some(h) => format!("{state} ({h})"),
-                    None => state.clone(),
-                };
-                if state == "running" {
-                    node.role = match pg::connect(&self.settings, service, "postgres").await {
-                        Ok(c) => match pg::scalar(&c, "SELECT pg_is_in_recovery()")
-                            .await?
-                            .as_deref()
-                        {
-                            Some("t") => "standby".into(),
-                            _ => "primary".into(),
-                        },
-                        Err(_) => "unreachable".into(),
-                    };
-                }
-            } else {
-                node.container = "absent".into();
-            }
+            let mut node = self.node_status(service).await?;
             if let Some(row) = replication.iter().find(|r| cell(r, 0) == *service) {
                 node.state = cell(row, 1);
                 node.sync_state = cell(row, 2);
@@ -366,32 +326,93 @@ impl Cluster {
             }
             let slot = service.replace('-', "_");
             if let Some(row) = slots.iter().find(|r| cell(r, 0) == slot) {
-                node.slot_active = if cell(row, 1) == "true" {
-                    "yes".into()
-                } else {
-                    "no".into()
-                };
+                node.slot_active = if cell(row, 1) == "true" { "yes" } else { "no" }.into();
             }
             nodes.push(node);
         }
-        let mut cl_waiting = None;
-        if let Some((state, _)) = self
+        Ok((nodes, self.cl_waiting().await?))
+    }
+
+    /// The primary's `pg_stat_replication` and `pg_replication_slots` rows (none when
+    /// no primary runs).
+    async fn primary_views(&self) -> Result<(Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>)> {
+        let Some(primary) = self.find_primary().await? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let client = pg::connect(&self.settings, primary, "postgres").await?;
+        let replication = pg::rows(
+            &client,
+            "SELECT application_name, state, sync_state, coalesce(replay_lag::text, '') \
+             FROM pg_stat_replication",
+        )
+        .await?;
+        let slots = pg::rows(
+            &client,
+            "SELECT slot_name, active::text FROM pg_replication_slots",
+        )
+        .await?;
+        Ok((replication, slots))
+    }
+
+    /// A node's container state and, when it runs, its role.
+    async fn node_status(&self, service: &str) -> Result<NodeStatus> {
+        let mut node = NodeStatus {
+            service: service.to_string(),
+            container: "absent".into(),
+            role: "-".into(),
+            state: "-".into(),
+            sync_state: "-".into(),
+            replay_lag: "-".into(),
+            slot_active: "-".into(),
+        };
+        let Some((state, health)) = self.docker.state(self.settings.project(), service).await?
+        else {
+            return Ok(node);
+        };
+        node.container = match health {
+            Some(h) => format!("{state} ({h})"),
+            None => state.clone(),
+        };
+        if state == "running" {
+            node.role = match pg::connect(&self.settings, service, "postgres").await {
+                Ok(c) => match pg::scalar(&c, "SELECT pg_is_in_recovery()")
+                    .await?
+                    .as_deref()
+                {
+                    Some("t") => "standby".into(),
+                    _ => "primary".into(),
+                },
+                Err(_) => "unreachable".into(),
+            };
+        }
+        Ok(node)
+    }
+
+    /// pgbouncer's clients waiting for a server, summed over its pools; `None` when it
+    /// does not run.
+    async fn cl_waiting(&self) -> Result<Option<i64>> {
+        let pgbouncer = Service::Pgbouncer.name();
+        let Some((state, _)) = self
             .docker
-            .state(self.settings.project(), Service::Pgbouncer.name())
+            .state(self.settings.project(), pgbouncer)
             .await?
-            && state == "running"
-            && let Ok(client) =
-                pg::connect(&self.settings, Service::Pgbouncer.name(), "pgbouncer").await
-        {
-            let pools = pg::named_rows(&client, "SHOW POOLS").await?;
-            let total: i64 = pools
+        else {
+            return Ok(None);
+        };
+        if state != "running" {
+            return Ok(None);
+        }
+        let Ok(client) = pg::connect(&self.settings, pgbouncer, "pgbouncer").await else {
+            return Ok(None);
+        };
+        let pools = pg::named_rows(&client, "SHOW POOLS").await?;
+        Ok(Some(
+            pools
                 .iter()
                 .filter_map(|row| row.iter().find(|(k, _)| k == "cl_waiting"))
                 .filter_map(|(_, v)| v.as_deref().and_then(|v| v.parse::<i64>().ok()))
-                .sum();
-            cl_waiting = Some(total);
-        }
-        Ok((nodes, cl_waiting))
+                .sum(),
+        ))
     }
 }
 

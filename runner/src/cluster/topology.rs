@@ -13,7 +13,7 @@ use std::fmt;
 pub enum Topology {
     /// The streaming cluster of chapters 1–5 (no compose profile).
     Streaming,
-    /// Chapter 6's Patroni cluster (compose profile `patroni`; see [`crate::patroni`]).
+    /// Chapter 6's Patroni cluster (compose profile `patroni`; see [`crate::cluster::patroni`]).
     Patroni,
 }
 
