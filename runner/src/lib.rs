@@ -9,4 +9,5 @@ pub mod book;
 pub mod cluster;
 pub mod lab;
 pub mod load;
+pub mod serve;
 pub mod verify;

@@ -333,25 +333,13 @@ async fn write_until_the_primary_is_killed(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pausing_at = chrono::Utc::now();
     compose(settings, &["pause", "postgres-async-standby"]).await;
-    let paused = Instant::now();
-    let unsent_sql = "SELECT pg_current_wal_lsn() - sent_lsn FROM pg_stat_replication \
-                      WHERE application_name = 'postgres-async-standby'";
-    loop {
-        let unsent: f64 = pg::scalar(&primary, unsent_sql)
-            .await
-            .unwrap()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        if unsent > 2e6 && paused.elapsed() > Duration::from_secs(2) {
-            eprintln!("--- {unsent} bytes of WAL the paused standby was never sent");
-            break;
-        }
-        assert!(
-            paused.elapsed() < Duration::from_secs(60),
-            "the primary did not get ahead of the paused standby ({unsent} bytes)"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::primary_gets_ahead_of(
+        &primary,
+        "postgres-async-standby",
+        2e6,
+        Duration::from_secs(60),
+    )
+    .await;
     drop(primary);
     compose(settings, &["kill", "postgres-primary"]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -398,21 +386,7 @@ async fn the_promoted_standby_lacks_acknowledged_writes(
         summary.acknowledged,
         "ledger and summary agree"
     );
-    let range = parsed.header.op_range();
-    let present: BTreeSet<i64> = pg::rows(
-        &standby,
-        &format!(
-            "SELECT op_id FROM rental WHERE op_id BETWEEN {} AND {}",
-            range.start(),
-            range.end()
-        ),
-    )
-    .await
-    .unwrap()
-    .into_iter()
-    .filter_map(|row| row.into_iter().next().flatten())
-    .map(|id| id.parse::<i64>().unwrap())
-    .collect();
+    let present = common::present_ops(&standby, parsed.header.op_range()).await;
     let missing: Vec<i64> = acked.difference(&present).copied().collect();
     assert!(!missing.is_empty(), "acknowledged writes are lost");
     assert_eq!(report.check.lost, missing);

@@ -92,7 +92,7 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
         statements: args.statements,
         ..LoadConfig::new(conninfo, args.target.name())
     };
-    let observer = Arc::new(Stderr { quiet: args.quiet });
+    let observer = Arc::new(Stderr::new("load", args.quiet));
     let summary = load::run(config, observer, shutdown_signal()).await?;
     if args.json {
         println!("{:#}", summary.to_json());
@@ -103,41 +103,48 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Shows the run's events on stderr, each as one `load: ` line.
-struct Stderr {
+/// Shows the run's events on stderr, each as one `<prefix>: ` line (`load: `, `serve: `).
+pub(super) struct Stderr {
+    prefix: &'static str,
     /// Only faults of the writer itself (`--quiet`).
     quiet: bool,
+}
+
+impl Stderr {
+    pub(super) fn new(prefix: &'static str, quiet: bool) -> Stderr {
+        Stderr { prefix, quiet }
+    }
+
+    /// Writes one line to stderr in a single `write(2)`, so the workers' lines and the
+    /// live line never interleave mid-line.
+    fn say(&self, event: &dyn std::fmt::Display) {
+        let line = format!("{}: {event}\n", self.prefix);
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
 }
 
 impl LoadObserver for Stderr {
     fn progress(&self, progress: &Progress) {
         if !self.quiet {
-            say(progress);
+            self.say(progress);
         }
     }
 
     fn error(&self, error: &ErrorSeen) {
         if !self.quiet {
-            say(error);
+            self.say(error);
         }
     }
 
     fn notice(&self, notice: &Notice) {
         if !self.quiet || notice.is_warning() {
-            say(notice);
+            self.say(notice);
         }
     }
 }
 
-/// Writes one `load: ` line to stderr in a single `write(2)`, so the workers' lines and
-/// the live line never interleave mid-line.
-fn say(event: &dyn std::fmt::Display) {
-    let line = format!("load: {event}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -7,6 +7,7 @@ pub mod console;
 pub mod down;
 pub mod exec;
 pub mod load;
+pub mod serve;
 pub mod status;
 pub mod up;
 pub mod verify;

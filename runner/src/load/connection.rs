@@ -35,10 +35,10 @@ use tokio_postgres::{
     AsyncMessage, Client, Config, Connection, NoTls, SimpleQueryMessage, Socket, Statement,
 };
 
-use super::Shared;
 use super::config::{LoadConfig, StatementMode};
 use super::errors::{self, ErrorClass};
 use super::report::{LoadObserver, Notice};
+use super::transaction::Transactor;
 
 /// How long a cancel request may take to be delivered.
 pub(super) const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,11 +101,18 @@ impl Statements {
 }
 
 /// One connection with its notice channel.
-pub(super) struct Conn {
+pub(crate) struct Conn {
     pub(super) client: Client,
     pub(super) notices: mpsc::UnboundedReceiver<DbError>,
     pub(super) statement: Option<Statement>,
     driver: JoinHandle<()>,
+}
+
+impl Conn {
+    /// Whether the connection is gone (the server or the network closed it).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
 }
 
 impl Drop for Conn {
@@ -116,9 +123,9 @@ impl Drop for Conn {
 
 /// Connects within the connect timeout, drives the connection in a task that forwards
 /// notices, and prepares the statement unless the run sends it unnamed.
-pub(super) async fn connect(shared: &Shared) -> Result<Conn, (ErrorClass, String)> {
+pub(super) async fn connect(tx: &Transactor) -> Result<Conn, (ErrorClass, String)> {
     let attempt = async {
-        let (client, connection) = shared.pg.connect(NoTls).await?;
+        let (client, connection) = tx.pg.connect(NoTls).await?;
         let (notices, driver) = drive(connection);
         let mut conn = Conn {
             client,
@@ -126,21 +133,21 @@ pub(super) async fn connect(shared: &Shared) -> Result<Conn, (ErrorClass, String
             statement: None,
             driver,
         };
-        if !shared.statements.unnamed() {
-            let statements = &shared.statements;
+        if !tx.statements.unnamed() {
+            let statements = &tx.statements;
             match conn
                 .client
                 .prepare_typed(statements.sql, &statements.types)
                 .await
             {
                 Ok(statement) => conn.statement = Some(statement),
-                Err(err) if lacks_prepared_support(&err) => shared.fall_back_to_unnamed(&err),
+                Err(err) if lacks_prepared_support(&err) => tx.fall_back_to_unnamed(&err),
                 Err(err) => return Err(err),
             }
         }
         Ok::<Conn, tokio_postgres::Error>(conn)
     };
-    let bound = shared.config.connect_timeout;
+    let bound = tx.connect_timeout;
     match timeout(bound + Duration::from_secs(1), attempt).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => Err((errors::classify(&err), error_text(&err))),
@@ -173,23 +180,23 @@ fn drive(
 /// Sends the statement with `values`: bind + execute of the prepared one, or, once the
 /// run sends unnamed statements, parse + bind + execute in one round trip.
 pub(super) async fn execute(
-    shared: &Shared,
+    tx: &Transactor,
     client: &Client,
     statement: Option<&Statement>,
     values: &[&(dyn ToSql + Sync)],
 ) -> Result<u64, tokio_postgres::Error> {
     if let Some(statement) = statement
-        && !shared.statements.unnamed()
+        && !tx.statements.unnamed()
     {
         match client.execute(statement, values).await {
             Err(err) if lacks_prepared_support(&err) => {
                 // The bind failed, so nothing ran: the same op can be sent again.
-                shared.fall_back_to_unnamed(&err);
+                tx.fall_back_to_unnamed(&err);
             }
             other => return other,
         }
     }
-    let statements = &shared.statements;
+    let statements = &tx.statements;
     let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
         .iter()
         .copied()

@@ -24,8 +24,11 @@
 //! line without its newline is what a writer killed mid-write leaves: the parser drops
 //! it with a note; any other malformed line is an error naming its line number.
 //!
-//! This file is the format and the writing side; [`read`] parses a ledger back.
+//! This file is the format and the writing side; [`read`] parses a ledger back, and
+//! [`k6`] reads k6's JSON output (`compose/k6/write.js`'s samples) as a ledger, so a k6
+//! run is checked for lost writes the same way.
 
+pub mod k6;
 mod read;
 
 use std::collections::BTreeMap;

@@ -39,13 +39,14 @@
 //! counted and the run goes on.
 
 mod config;
-mod connection;
+pub(crate) mod connection;
 mod errors;
 pub(crate) mod ledger;
-mod pacing;
-mod report;
-mod stats;
+pub(crate) mod pacing;
+pub(crate) mod report;
+pub(crate) mod stats;
 mod summary;
+pub(crate) mod transaction;
 mod worker;
 
 use std::future::Future;
@@ -58,7 +59,6 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_postgres::Config;
 
 pub use config::{LoadConfig, SYNCHRONOUS_COMMIT_LEVELS, StatementMode, parse_rate};
 pub use errors::ErrorClass;
@@ -70,11 +70,12 @@ pub use summary::LoadSummary;
 /// Durations are written as in lab blocks: `500ms`, `10s`, `2m`, `1m30s`, bare seconds.
 pub use crate::lab::parse_duration;
 
-use connection::{CANCEL_ANSWER_TIMEOUT, CANCEL_SEND_TIMEOUT, Statements};
+use connection::{CANCEL_ANSWER_TIMEOUT, CANCEL_SEND_TIMEOUT};
 use ledger::LedgerWriter;
 use pacing::Pacer;
 use report::FirstErrors;
 use stats::WorkerStats;
+use transaction::Transactor;
 
 /// Runs the load until `config.duration` elapses, `stop` completes, or the ledger
 /// cannot be written (an error: the run's record would be incomplete). What happens
@@ -88,16 +89,14 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<LoadSummary> {
     config.validate()?;
-    let pg = connection::pg_config(&config)?;
-    let mode = connection::resolve_statements(&config, &pg, &*observer).await;
+    let transactor = Transactor::resolve(&config, observer.clone()).await?;
     let run_id = config.run_id.unwrap_or_else(ledger::random_run_id);
     let started_at = Utc::now();
     let start = Instant::now();
     let shared = Arc::new(Shared {
         ledger: create_ledger(&config, run_id, started_at)?,
-        statements: Statements::new(&config, mode),
+        transactor,
         pacer: config.rate.map(|rate| Pacer::new(start, rate)),
-        pg,
         start,
         base: ledger::op_base(run_id),
         seq: AtomicU64::new(0),
@@ -138,7 +137,7 @@ pub async fn run(
     let summary = LoadSummary::new(
         &shared.config,
         run_id,
-        shared.statements.mode_name(),
+        shared.transactor.statement_mode(),
         started_at,
         stopped_at,
         &totals,
@@ -224,7 +223,6 @@ async fn join_workers(shared: &Shared, mut workers: Vec<JoinHandle<()>>) {
 /// and what they tell each other (the statement mode, a fatal error) and the observer.
 struct Shared {
     config: LoadConfig,
-    pg: Config,
     start: Instant,
     /// The run's first op id (`run_id << 32`).
     base: i64,
@@ -233,7 +231,7 @@ struct Shared {
     ledger: Option<LedgerWriter>,
     pacer: Option<Pacer>,
     in_flight: AtomicI64,
-    statements: Statements,
+    transactor: Transactor,
     fatal: Mutex<Option<String>>,
     fatal_notify: Notify,
     first_errors: FirstErrors,
@@ -277,14 +275,6 @@ impl Shared {
     /// A success: every kind of error is news again.
     fn recovered(&self) {
         self.first_errors.clear();
-    }
-
-    /// Switches the run to unnamed statements after a pooler lost a prepared one.
-    fn fall_back_to_unnamed(&self, err: &tokio_postgres::Error) {
-        if self.statements.fall_back() {
-            let error = connection::error_text(err);
-            self.observer.notice(&Notice::FellBackToUnnamed(error));
-        }
     }
 }
 

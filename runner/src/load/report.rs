@@ -166,7 +166,7 @@ impl fmt::Display for Notice {
 
 /// The kinds of error already reported, forgotten at the next success.
 #[derive(Default)]
-pub(super) struct FirstErrors {
+pub(crate) struct FirstErrors {
     seen: Mutex<BTreeSet<(Stage, ErrorClass)>>,
     /// Whether `seen` may be non-empty.
     any: AtomicBool,
@@ -174,7 +174,7 @@ pub(super) struct FirstErrors {
 
 impl FirstErrors {
     /// Whether this kind of error is new since the last success.
-    pub(super) fn first(&self, stage: Stage, class: &ErrorClass) -> bool {
+    pub(crate) fn first(&self, stage: Stage, class: &ErrorClass) -> bool {
         let first = self
             .seen
             .lock()
@@ -185,7 +185,7 @@ impl FirstErrors {
     }
 
     /// A success: every kind of error is news again.
-    pub(super) fn clear(&self) {
+    pub(crate) fn clear(&self) {
         // Checked without the lock first: this runs after every acknowledged commit.
         if self.any.swap(false, Ordering::Relaxed)
             && let Ok(mut seen) = self.seen.lock()

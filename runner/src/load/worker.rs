@@ -12,64 +12,24 @@
 //! 5. write the op as acknowledged, or failed with its [`ErrorClass`], and count it;
 //! 6. after a failure back off, and drop the connection when it broke.
 //!
-//! A commit cancelled while it waited for the synchronous standby has already
-//! committed locally: PostgreSQL says so with a WARNING, which [`finish`] turns into
-//! `syncrep_cancelled`. A cancel at the client's bound that reports no such wait is a
-//! `timeout`: the outcome is unknown.
+//! Step 4 is [`Transactor::transact`](super::transaction::Transactor::transact), shared
+//! with the app tier: a commit cancelled while it waited for the synchronous standby
+//! has already committed locally, and is counted `syncrep_cancelled`; a cancel at the
+//! client's bound that reports no such wait is a `timeout`: the outcome is unknown.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep, timeout};
-use tokio_postgres::Client;
-use tokio_postgres::error::DbError;
-use tokio_postgres::types::ToSql;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
 
-use super::connection::{self, CANCEL_ANSWER_TIMEOUT, Conn, error_text};
-use super::errors::{self, ErrorClass};
+use super::connection::Conn;
 use super::pacing::{Rng, next_backoff};
 use super::report::Stage;
 use super::stats::WorkerStats;
-use super::{Shared, lock, sleep_or_stop, sleep_until_opt, stopped};
-
-/// The values of one transaction.
-struct Params {
-    op: i64,
-    inventory: i32,
-    customer: i32,
-    cents: i32,
-}
-
-impl Params {
-    /// A rental of one of the 4 500 inventory items by one of the 600 customers, paid
-    /// 0.99 to 9.99.
-    fn random(op: i64, rng: &mut Rng) -> Params {
-        Params {
-            op,
-            inventory: 1 + rng.below(4500) as i32,
-            customer: 1 + rng.below(600) as i32,
-            cents: 99 + rng.below(901) as i32,
-        }
-    }
-}
-
-/// How one transaction ended.
-struct TxResult {
-    outcome: Result<(), (ErrorClass, String)>,
-    client_cancelled: bool,
-    drop_connection: bool,
-}
-
-/// Why the client cancelled a transaction.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Cancel {
-    /// The commit timeout was reached.
-    Bound,
-    /// The run stopped and the grace period ran out.
-    Stop,
-}
+use super::transaction::{Rental, TxResult};
+use super::{Shared, lock, sleep_or_stop, stopped};
 
 /// One worker: connect, then transactions until the stop, reconnecting as needed.
 pub(super) async fn worker(
@@ -92,7 +52,7 @@ pub(super) async fn worker(
         }
         let Some(c) = conn.as_mut() else {
             let attempt = tokio::select! {
-                result = connection::connect(&shared) => result,
+                result = shared.transactor.connect() => result,
                 _ = stopped(&mut stop) => break,
             };
             backoff = match attempt {
@@ -115,7 +75,7 @@ pub(super) async fn worker(
             break;
         }
         let Some(op) = shared.next_op() else { break };
-        let params = Params::random(op, &mut rng);
+        let params = Rental::random(op, &mut rng);
         let Some(result) = attempt(&shared, c, &params, &stats, &mut stop).await else {
             break;
         };
@@ -140,7 +100,7 @@ pub(super) async fn worker(
 async fn attempt(
     shared: &Shared,
     conn: &mut Conn,
-    params: &Params,
+    params: &Rental,
     stats: &Mutex<WorkerStats>,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<TxResult> {
@@ -154,7 +114,12 @@ async fn attempt(
     lock(stats).attempted += 1;
     shared.in_flight.fetch_add(1, Ordering::Relaxed);
     let sent = Instant::now();
-    let result = transact(shared, conn, params, stop).await;
+    let grace = shared.config.stop_grace;
+    let give_up = async {
+        stopped(stop).await;
+        sleep(grace).await;
+    };
+    let result = shared.transactor.transact(conn, params, give_up).await;
     let latency = sent.elapsed();
     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     let now = shared.start.elapsed();
@@ -175,93 +140,4 @@ async fn attempt(
     }
     drop(s);
     Some(result)
-}
-
-/// Runs one transaction within its bounds.
-async fn transact(
-    shared: &Shared,
-    conn: &mut Conn,
-    p: &Params,
-    stop: &mut watch::Receiver<bool>,
-) -> TxResult {
-    // Notices left from before this transaction are not about it.
-    while conn.notices.try_recv().is_ok() {}
-    let deadline = shared.config.commit_timeout.map(|d| Instant::now() + d);
-    let grace = shared.config.stop_grace;
-    let client = &conn.client;
-    let mut values: Vec<&(dyn ToSql + Sync)> = vec![&p.op, &p.inventory, &p.customer, &p.cents];
-    if let Some(level) = &shared.config.synchronous_commit {
-        values.push(level);
-    }
-    let exec = connection::execute(shared, client, conn.statement.as_ref(), &values);
-    tokio::pin!(exec);
-    let cancel = tokio::select! {
-        result = &mut exec => {
-            return finish(result, &mut conn.notices, None, client);
-        }
-        _ = sleep_until_opt(deadline) => Cancel::Bound,
-        _ = async { stopped(stop).await; sleep(grace).await } => Cancel::Stop,
-    };
-    // The client's bound: only a cancel request ends a SyncRep wait (statement_timeout
-    // does not), and the server answers a cancelled SyncRep wait with a WARNING and a
-    // *successful* commit.
-    connection::cancel(client).await;
-    match timeout(CANCEL_ANSWER_TIMEOUT, &mut exec).await {
-        Ok(result) => finish(result, &mut conn.notices, Some(cancel), client),
-        Err(_) => TxResult {
-            outcome: Err((
-                ErrorClass::Timeout,
-                format!(
-                    "no answer {:?} after cancelling at the {}; connection dropped",
-                    CANCEL_ANSWER_TIMEOUT,
-                    if cancel == Cancel::Bound {
-                        "commit timeout"
-                    } else {
-                        "stop"
-                    }
-                ),
-            )),
-            client_cancelled: true,
-            drop_connection: true,
-        },
-    }
-}
-
-/// Classifies a transaction's result, with the notices that came with it.
-fn finish(
-    result: Result<u64, tokio_postgres::Error>,
-    notices: &mut mpsc::UnboundedReceiver<DbError>,
-    cancelled: Option<Cancel>,
-    client: &Client,
-) -> TxResult {
-    // The connection task forwards a notice before the response that follows it, so
-    // a SyncRep WARNING of this commit is already in the channel.
-    let mut syncrep = None;
-    while let Ok(notice) = notices.try_recv() {
-        if errors::is_syncrep_cancel_notice(&notice) {
-            syncrep = Some(format!("{}: {}", notice.severity(), notice.message()));
-        }
-    }
-    let outcome = match (result, syncrep) {
-        (_, Some(warning)) => Err((ErrorClass::SyncRepCancelled, warning)),
-        (Ok(1), None) => Ok(()),
-        (Ok(n), None) => Err((
-            ErrorClass::Other,
-            format!("the insert reported {n} rows, not 1"),
-        )),
-        (Err(err), None) => {
-            let class = match errors::classify(&err) {
-                ErrorClass::Sql(code) if code == "57014" && cancelled.is_some() => {
-                    ErrorClass::Timeout
-                }
-                class => class,
-            };
-            Err((class, error_text(&err)))
-        }
-    };
-    TxResult {
-        outcome,
-        client_cancelled: cancelled.is_some(),
-        drop_connection: client.is_closed(),
-    }
 }

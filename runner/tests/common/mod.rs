@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use runner::cluster::Cluster;
 use runner::cluster::settings::Settings;
@@ -105,4 +106,56 @@ impl runner::lab::engine::Observer for Printed {
 /// A shared [`Printed`].
 pub fn printed() -> runner::lab::engine::SharedObserver {
     std::sync::Arc::new(Printed)
+}
+
+/// Waits until the primary holds more than `min_bytes` of WAL it never sent to the
+/// (paused) standby `application_name`, and at least 2 s have passed: the writes a
+/// promotion of that standby must lose. Bounded by `within`.
+pub async fn primary_gets_ahead_of(
+    primary: &tokio_postgres::Client,
+    application_name: &str,
+    min_bytes: f64,
+    within: Duration,
+) {
+    let paused = Instant::now();
+    let unsent_sql = format!(
+        "SELECT pg_current_wal_lsn() - sent_lsn FROM pg_stat_replication \
+         WHERE application_name = '{application_name}'"
+    );
+    loop {
+        let unsent: f64 = runner::cluster::pg::scalar(primary, &unsent_sql)
+            .await
+            .unwrap()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if unsent > min_bytes && paused.elapsed() > Duration::from_secs(2) {
+            eprintln!("--- {unsent} bytes of WAL the paused standby was never sent");
+            return;
+        }
+        assert!(
+            paused.elapsed() < within,
+            "the primary did not get ahead of the paused standby ({unsent} bytes)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The op ids of `range` in `rental` on the node behind `client`: the ground truth a
+/// test compares `runner verify` with, read a second way.
+pub async fn present_ops(
+    client: &tokio_postgres::Client,
+    range: std::ops::RangeInclusive<i64>,
+) -> std::collections::BTreeSet<i64> {
+    let sql = format!(
+        "SELECT op_id FROM rental WHERE op_id BETWEEN {} AND {}",
+        range.start(),
+        range.end()
+    );
+    runner::cluster::pg::rows(client, &sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .map(|id| id.parse::<i64>().unwrap())
+        .collect()
 }

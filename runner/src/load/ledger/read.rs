@@ -59,13 +59,17 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Reads and parses the ledger at `path`; errors name the file and the line.
+    /// Reads and parses the ledger at `path` — a runner ledger, or k6's JSON output
+    /// ([`super::k6`]); errors name the file and the line.
     pub fn read(path: &Path) -> Result<Ledger> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading the ledger {}", path.display()))?;
         // A write cut short can only leave a partial *last* line; decode lossily so the
         // parser can say which line is bad instead of failing on the whole file.
         let text = String::from_utf8_lossy(&bytes);
+        if super::k6::is_k6_json(&text) {
+            return super::k6::parse(&text, &path.display().to_string());
+        }
         Ledger::parse(&text, &path.display().to_string())
     }
 
