@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # build-base.sh: makes the lab's base image without a container registry.
 #
-# debootstrap a Debian 13 (trixie) root filesystem holding every package the
-# Dockerfile's stages install, and `docker import` it. The Dockerfile then builds from
-# it with BASE_IMAGE=<tag>, and its install-packages steps find everything installed.
-# The package list is read from the Dockerfile, so the two cannot drift; the tag
-# carries a hash of that list, so a changed list makes a new base.
+# debootstrap a Debian root filesystem holding every package the Dockerfile's stages
+# install, and `docker import` it. The Dockerfile then builds from it with
+# BASE_IMAGE=<tag>, and its install-packages steps find everything installed. The
+# package list is read from the Dockerfile, so the two cannot drift; the tag carries a
+# hash of that list, so a changed list makes a new base.
 #
-#   build-base.sh              build the base unless an image with its tag exists
-#   build-base.sh --print-tag  print the tag only
+#   build-base.sh                    Debian 13 (trixie): every stage, PostgreSQL 17
+#   build-base.sh --suite bookworm   Debian 12: the postgres stage only, PostgreSQL 15
+#   build-base.sh [--suite S] --print-tag   print the tag only
 #
 # The Debian mirror is read from this host's apt configuration (or LAB_DEBIAN_MIRROR).
 set -euo pipefail
@@ -16,20 +17,38 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dockerfile="$here/../images/Dockerfile"
 suite=trixie
+print_tag=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --suite) suite=${2:?--suite needs trixie or bookworm}; shift 2 ;;
+    --print-tag) print_tag=1; shift ;;
+    *) echo "build-base: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
 
-packages=$(grep -E '^RUN install-packages ' "$dockerfile" | sed 's/^RUN install-packages //' | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
+# Which stages each suite serves, and the PostgreSQL major version its packages carry.
+case "$suite" in
+  trixie) pg_major=17; lines=$(grep -E '^RUN install-packages ' "$dockerfile") ;;
+  bookworm)
+    pg_major=15
+    lines=$(awk '/^FROM debian AS postgres$/ { p = 1; next } /^FROM / { p = 0 } p && /^RUN install-packages /' "$dockerfile")
+    ;;
+  *) echo "build-base: --suite must be trixie or bookworm" >&2; exit 2 ;;
+esac
+packages=$(printf '%s\n' "$lines" | sed 's/^RUN install-packages //; s/\${PG_MAJOR}/'"$pg_major"'/g' \
+  | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
 packages="$packages ca-certificates"
 hash=$(printf '%s\n' "$suite" $packages | sha256sum | cut -c1-12)
 tag="replication-lab/base:$suite-$hash"
 
-if [ "${1:-}" = "--print-tag" ]; then
+if [ -n "$print_tag" ]; then
   echo "$tag"
   exit 0
 fi
 
 # One build at a time (tests bring up several clusters at once); the second waits,
 # then finds the image built.
-exec 9>"${TMPDIR:-/tmp}/replication-lab-base.lock"
+exec 9>"${TMPDIR:-/tmp}/replication-lab-base-$suite.lock"
 flock 9
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

@@ -4,6 +4,10 @@
 //! reachable, or a base made locally by `compose/scripts/build-base.sh` (debootstrap +
 //! `docker import`) where no registry is. [`ensure_base`] picks the way — or takes the
 //! one asked for — says which, and returns the image reference to build from.
+//!
+//! One node is built on another Debian release: chapter 7's PostgreSQL 15, from Debian
+//! 12 (bookworm). It is the same recipe on another base, `BASE_IMAGE_BOOKWORM`: a
+//! [`Suite`] names the release, its Docker Hub image and its variable.
 
 use std::time::Duration;
 
@@ -13,8 +17,43 @@ use futures_util::StreamExt;
 use crate::cluster::docker::Docker;
 use crate::cluster::settings::Settings;
 
-/// The official base image.
-pub const HUB_BASE: &str = "debian:trixie-slim";
+/// The official base image of the lab's Debian 13 images.
+pub const HUB_BASE: &str = Suite::Trixie.hub_image();
+
+/// The Debian release an image builds on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Debian 13: every image, PostgreSQL 17.
+    Trixie,
+    /// Debian 12: chapter 7's PostgreSQL 15 node.
+    Bookworm,
+}
+
+impl Suite {
+    /// Its name, as debootstrap and `build-base.sh --suite` take it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Suite::Trixie => "trixie",
+            Suite::Bookworm => "bookworm",
+        }
+    }
+
+    /// Its image on Docker Hub.
+    pub const fn hub_image(self) -> &'static str {
+        match self {
+            Suite::Trixie => "debian:trixie-slim",
+            Suite::Bookworm => "debian:bookworm-slim",
+        }
+    }
+
+    /// The compose variable that names the base its images build from.
+    pub const fn variable(self) -> &'static str {
+        match self {
+            Suite::Trixie => "BASE_IMAGE",
+            Suite::Bookworm => "BASE_IMAGE_BOOKWORM",
+        }
+    }
+}
 
 /// How to get the base image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,38 +66,44 @@ pub enum BaseWay {
     Debootstrap,
 }
 
-/// Makes sure a base image exists and returns its reference.
-pub async fn ensure_base(settings: &Settings, engine: &Docker, way: BaseWay) -> Result<String> {
+/// Makes sure a base image of `suite` exists and returns its reference.
+pub async fn ensure_base(
+    settings: &Settings,
+    engine: &Docker,
+    way: BaseWay,
+    suite: Suite,
+) -> Result<String> {
+    let hub = suite.hub_image();
     match way {
         BaseWay::Hub => {
-            pull_hub_base(engine).await?;
-            tracing::info!("base image: {HUB_BASE} (Docker Hub)");
-            Ok(HUB_BASE.to_string())
+            pull_hub_base(engine, hub).await?;
+            tracing::info!("base image: {hub} (Docker Hub)");
+            Ok(hub.to_string())
         }
-        BaseWay::Debootstrap => debootstrap_base(settings, engine).await,
+        BaseWay::Debootstrap => debootstrap_base(settings, engine, suite).await,
         BaseWay::Auto => {
-            if engine.image_exists(HUB_BASE).await? {
-                tracing::info!("base image: {HUB_BASE} (present locally)");
-                return Ok(HUB_BASE.to_string());
+            if engine.image_exists(hub).await? {
+                tracing::info!("base image: {hub} (present locally)");
+                return Ok(hub.to_string());
             }
-            match pull_hub_base(engine).await {
+            match pull_hub_base(engine, hub).await {
                 Ok(()) => {
-                    tracing::info!("base image: {HUB_BASE} (pulled from Docker Hub)");
-                    Ok(HUB_BASE.to_string())
+                    tracing::info!("base image: {hub} (pulled from Docker Hub)");
+                    Ok(hub.to_string())
                 }
                 Err(err) => {
                     tracing::info!(
                         "base image: Docker Hub unreachable ({err:#}); building one with debootstrap"
                     );
-                    debootstrap_base(settings, engine).await
+                    debootstrap_base(settings, engine, suite).await
                 }
             }
         }
     }
 }
 
-async fn pull_hub_base(engine: &Docker) -> Result<()> {
-    let (image, tag) = HUB_BASE.split_once(':').unwrap_or((HUB_BASE, "latest"));
+async fn pull_hub_base(engine: &Docker, hub: &str) -> Result<()> {
+    let (image, tag) = hub.split_once(':').unwrap_or((hub, "latest"));
     let pull = async {
         let mut stream = engine.client().create_image(
             Some(bollard::query_parameters::CreateImageOptions {
@@ -75,17 +120,18 @@ async fn pull_hub_base(engine: &Docker) -> Result<()> {
         Ok::<_, bollard::errors::Error>(())
     };
     match tokio::time::timeout(Duration::from_secs(300), pull).await {
-        Ok(result) => result.with_context(|| format!("pulling {HUB_BASE}")),
-        Err(_) => bail!("pulling {HUB_BASE}: no progress within 300 s"),
+        Ok(result) => result.with_context(|| format!("pulling {hub}")),
+        Err(_) => bail!("pulling {hub}: no progress within 300 s"),
     }
 }
 
-/// The tag `build-base.sh` gives the base made from the Dockerfile's package list.
-pub async fn debootstrap_tag(settings: &Settings) -> Result<String> {
+/// The tag `build-base.sh` gives the base of `suite` made from the Dockerfile's
+/// package list.
+pub async fn debootstrap_tag(settings: &Settings, suite: Suite) -> Result<String> {
     let script = settings.compose_dir().join("scripts/build-base.sh");
     let output = tokio::process::Command::new("bash")
         .arg(&script)
-        .arg("--print-tag")
+        .args(["--suite", suite.name(), "--print-tag"])
         .output()
         .await
         .with_context(|| format!("running {}", script.display()))?;
@@ -99,8 +145,8 @@ pub async fn debootstrap_tag(settings: &Settings) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-async fn debootstrap_base(settings: &Settings, engine: &Docker) -> Result<String> {
-    let tag = debootstrap_tag(settings).await?;
+async fn debootstrap_base(settings: &Settings, engine: &Docker, suite: Suite) -> Result<String> {
+    let tag = debootstrap_tag(settings, suite).await?;
     if engine.image_exists(&tag).await? {
         tracing::info!("base image: {tag} (debootstrap, already built)");
         return Ok(tag);
@@ -109,6 +155,7 @@ async fn debootstrap_base(settings: &Settings, engine: &Docker) -> Result<String
     tracing::info!("base image: building {tag} with debootstrap (a few minutes)…");
     let mut child = tokio::process::Command::new("bash")
         .arg(&script)
+        .args(["--suite", suite.name()])
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("running {}", script.display()))?;

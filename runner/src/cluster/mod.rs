@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use crate::cluster::docker::Docker;
 use crate::cluster::settings::Settings;
 use crate::cluster::topology::Service;
-use images::BaseWay;
+use images::{BaseWay, Suite};
 
 /// The streaming cluster's PostgreSQL services, primary first.
 pub const POSTGRES_SERVICES: &[&str] = &[
@@ -42,12 +42,13 @@ pub const STREAM_TIMEOUT: Duration = Duration::from_secs(90);
 /// A handle on the lab cluster: settings plus a Docker connection.
 #[derive(Clone)]
 pub struct Cluster {
-    /// The project's settings (with `BASE_IMAGE` resolved once [`Cluster::prepare_images`] ran).
+    /// The project's settings (with `BASE_IMAGE`, and `BASE_IMAGE_BOOKWORM` where needed,
+    /// resolved once [`Cluster::prepare_images`] ran).
     pub settings: Settings,
     /// The Docker connection.
     pub docker: Docker,
-    /// Whether `BASE_IMAGE` was resolved in this process.
-    pub base_resolved: bool,
+    /// The Debian releases whose base was resolved in this process.
+    pub bases_resolved: Vec<Suite>,
 }
 
 /// One row of `runner status`.
@@ -76,21 +77,26 @@ impl Cluster {
         Ok(Cluster {
             settings,
             docker,
-            base_resolved: false,
+            bases_resolved: Vec::new(),
         })
     }
 
-    /// Resolves the base image the Dockerfile builds from (making it if needed) and
-    /// puts it in the environment of every later compose call and `sh` step.
-    /// An explicit `BASE_IMAGE` in the environment is taken as it is.
-    pub async fn prepare_images(&mut self, way: BaseWay) -> Result<()> {
-        if way == BaseWay::Auto && (std::env::var_os("BASE_IMAGE").is_some() || self.base_resolved)
-        {
-            return Ok(());
+    /// Resolves the base images the Dockerfile builds from for `suites` (making them if
+    /// needed) and puts them in the environment of every later compose call and `sh`
+    /// step (`BASE_IMAGE`, `BASE_IMAGE_BOOKWORM`). A base named in the environment is
+    /// taken as it is.
+    pub async fn prepare_images(&mut self, way: BaseWay, suites: &[Suite]) -> Result<()> {
+        for &suite in suites {
+            if way == BaseWay::Auto
+                && (std::env::var_os(suite.variable()).is_some()
+                    || self.bases_resolved.contains(&suite))
+            {
+                continue;
+            }
+            let base = images::ensure_base(&self.settings, &self.docker, way, suite).await?;
+            self.settings.vars.insert(suite.variable().into(), base);
+            self.bases_resolved.push(suite);
         }
-        let base = images::ensure_base(&self.settings, &self.docker, way).await?;
-        self.settings.vars.insert("BASE_IMAGE".into(), base);
-        self.base_resolved = true;
         Ok(())
     }
 
@@ -124,7 +130,14 @@ impl Cluster {
             );
             return Ok(());
         }
-        self.prepare_images(way).await?;
+        let mut suites = vec![Suite::Trixie];
+        if services
+            .iter()
+            .any(|s| Service::from_name(s).is_some_and(|s| s.suite() == Suite::Bookworm))
+        {
+            suites.push(Suite::Bookworm);
+        }
+        self.prepare_images(way, &suites).await?;
         let started = Instant::now();
         let mut args = vec!["up", "--build", "-d", "--wait", "--wait-timeout", "120"];
         args.extend(services.iter().copied());
@@ -286,10 +299,13 @@ impl Cluster {
 
     /// Stops and removes the project's containers (and its volumes with `volumes`).
     pub async fn down(&self, volumes: bool) -> Result<()> {
-        // With its profile named, `down` removes chapter 6's cluster too.
+        // With their profiles named, `down` removes chapter 6's cluster and the
+        // standalone nodes too.
         let mut args = vec![
             "--profile",
             patroni::PROFILE,
+            "--profile",
+            topology::STANDALONE_PROFILE,
             "down",
             "--remove-orphans",
             "-t",

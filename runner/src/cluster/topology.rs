@@ -8,6 +8,12 @@
 
 use std::fmt;
 
+use crate::cluster::images::Suite;
+
+/// The compose profile of the standalone nodes: `docker compose up` and `build` leave
+/// them out unless they are named.
+pub const STANDALONE_PROFILE: &str = "standalone";
+
 /// Which of the lab's clusters a service belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topology {
@@ -15,6 +21,10 @@ pub enum Topology {
     Streaming,
     /// Chapter 6's Patroni cluster (compose profile `patroni`; see [`crate::cluster::patroni`]).
     Patroni,
+    /// Nodes of their own, in no replication set-up until a chapter makes one (compose
+    /// profile `standalone`): chapter 7's PostgreSQL 15 and spare 17, chapter 9's second
+    /// leader.
+    Standalone,
 }
 
 /// A service of the lab's compose file.
@@ -44,11 +54,16 @@ pub enum Service {
     Patroni3,
     /// HAProxy in front of the Patroni leader (writes; its replica port has the reads).
     Haproxy,
+    /// A PostgreSQL 15 node from Debian 12, with the dataset (chapter 7).
+    #[value(name = "postgres-15")]
+    Postgres15,
+    /// A blank PostgreSQL 17 node: no `db` database until a chapter makes one.
+    PostgresSpare,
 }
 
 impl Service {
     /// Every service, in the compose file's order.
-    pub const ALL: [Service; 12] = [
+    pub const ALL: [Service; 14] = [
         Service::PostgresPrimary,
         Service::PostgresSyncStandby,
         Service::PostgresAsyncStandby,
@@ -61,6 +76,8 @@ impl Service {
         Service::Patroni2,
         Service::Patroni3,
         Service::Haproxy,
+        Service::Postgres15,
+        Service::PostgresSpare,
     ];
 
     /// The streaming cluster's PostgreSQL nodes, primary first.
@@ -93,6 +110,8 @@ impl Service {
             Service::Patroni2 => "patroni2",
             Service::Patroni3 => "patroni3",
             Service::Haproxy => "haproxy",
+            Service::Postgres15 => "postgres-15",
+            Service::PostgresSpare => "postgres-spare",
         }
     }
 
@@ -111,6 +130,8 @@ impl Service {
             Service::Patroni2 => "PATRONI2_PORT",
             Service::Patroni3 => "PATRONI3_PORT",
             Service::Haproxy => "HAPROXY_PORT",
+            Service::Postgres15 => "POSTGRES_15_PORT",
+            Service::PostgresSpare => "SPARE_PORT",
         }
     }
 
@@ -122,7 +143,22 @@ impl Service {
             | Service::PostgresAsyncStandby
             | Service::PostgresDelayedStandby
             | Service::Pgbouncer => Topology::Streaming,
-            _ => Topology::Patroni,
+            Service::Etcd1
+            | Service::Etcd2
+            | Service::Etcd3
+            | Service::Patroni1
+            | Service::Patroni2
+            | Service::Patroni3
+            | Service::Haproxy => Topology::Patroni,
+            Service::Postgres15 | Service::PostgresSpare => Topology::Standalone,
+        }
+    }
+
+    /// The Debian release its image builds on.
+    pub const fn suite(self) -> Suite {
+        match self {
+            Service::Postgres15 => Suite::Bookworm,
+            _ => Suite::Trixie,
         }
     }
 

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use runner::cluster::docker::Docker;
-use runner::cluster::images::{self, BaseWay};
+use runner::cluster::images::{self, BaseWay, Suite};
 use runner::cluster::settings::Settings;
 
 /// Arguments of `runner base`.
@@ -18,11 +18,15 @@ pub struct BaseArgs {
     /// Where the base comes from.
     #[arg(long, value_enum, default_value = "auto")]
     base: BaseWay,
+    /// The Debian release: trixie (every image) or bookworm (chapter 7's PostgreSQL 15,
+    /// `export BASE_IMAGE_BOOKWORM=$(runner base --suite bookworm)`).
+    #[arg(long, value_enum, default_value = "trixie")]
+    suite: Suite,
 }
 
 pub async fn run(settings: Settings, args: BaseArgs) -> anyhow::Result<ExitCode> {
     let engine = Docker::connect().await?;
-    let image = images::ensure_base(&settings, &engine, args.base).await?;
+    let image = images::ensure_base(&settings, &engine, args.base, args.suite).await?;
     println!("{image}");
     Ok(ExitCode::SUCCESS)
 }

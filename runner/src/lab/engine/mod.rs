@@ -153,7 +153,10 @@ impl Engine {
     pub async fn establish_precondition(&mut self, chapter: &Chapter) -> Result<()> {
         // Steps may build images (`docker compose up --build`): resolve the base first.
         self.cluster
-            .prepare_images(crate::cluster::images::BaseWay::Auto)
+            .prepare_images(
+                crate::cluster::images::BaseWay::Auto,
+                &[crate::cluster::images::Suite::Trixie],
+            )
             .await?;
         if let Some(pre) = &chapter.precondition {
             if pre.fresh {
