@@ -192,6 +192,12 @@ impl VerifyReport {
                     &format!("{name}_acknowledged_s"),
                     format_secs(op.acknowledged),
                 );
+                // As `date +%s.%N` prints it, to compare with a chapter's own timestamps.
+                kv(&format!("{name}_attempted_epoch"), self.epoch(op.attempted));
+                kv(
+                    &format!("{name}_acknowledged_epoch"),
+                    self.epoch(op.acknowledged),
+                );
             }
         }
         out
