@@ -7,6 +7,7 @@
 
 pub mod book;
 pub mod cluster;
+pub mod consistency;
 pub mod lab;
 pub mod load;
 pub mod serve;

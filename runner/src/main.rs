@@ -36,10 +36,14 @@ enum Command {
     Book(cmd::book::BookArgs),
     /// Write rentals and payments, recording every attempted and acknowledged id in a ledger.
     Load(cmd::load::LoadArgs),
+    /// Print the bytes a service's container has received and sent (rx_bytes, tx_bytes).
+    Net(cmd::net::NetArgs),
     /// Serve POST /rentals over HTTP, writing through pgbouncer: the application tier k6 drives.
     Serve(cmd::serve::ServeArgs),
     /// Check a ledger against a node: acknowledged writes present, lost, recovered, unexpected.
     Verify(cmd::verify::VerifyArgs),
+    /// Probe what readers see (read-your-writes, monotonic reads, vanished reads) and count the anomalies.
+    Consistency(cmd::consistency::ConsistencyArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,8 +75,10 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status => cmd::status::run(settings).await,
         Command::Exec(args) => cmd::exec::run(settings, args).await,
         Command::Load(args) => cmd::load::run(&settings, args).await,
+        Command::Net(args) => cmd::net::run(&settings, args).await,
         Command::Serve(args) => cmd::serve::run(&settings, args).await,
         Command::Verify(args) => cmd::verify::run(&settings, args).await,
+        Command::Consistency(args) => cmd::consistency::run(&settings, args).await,
         Command::Check | Command::Book(_) => unreachable!("handled without a runtime"),
     }
 }

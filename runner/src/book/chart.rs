@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 
-use crate::lab::output::Series;
+use crate::lab::output::{Bars, Series};
 use plotters::prelude::*;
 
 /// Draws the series as an SVG line chart titled `title`.
@@ -77,6 +77,58 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
     Ok(out)
 }
 
+/// Draws the bars as an SVG bar chart titled `title`: one horizontal bar per row, its
+/// label and value written beside it, in the output's order from the top.
+pub fn bars_svg(title: &str, bars: &Bars) -> Result<String> {
+    let plot = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing the bar chart: {e:?}");
+    let n = bars.bars.len();
+    let max = bars.bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1.0);
+    let height = 80 + 36 * n as u32;
+    let blue = RGBColor(0x1f, 0x77, 0xb4);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (720, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot(&e))?;
+        // Room on the right of the longest bar for its label.
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(8)
+            .build_cartesian_2d(0.0..max * 1.6, 0.0..n as f64)
+            .map_err(|e| plot(&e))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .x_desc(bars.value_label.as_str())
+            .x_label_formatter(&|x| compact(*x))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.07))
+            .draw()
+            .map_err(|e| plot(&e))?;
+        for (i, (label, value)) in bars.bars.iter().enumerate() {
+            let top = (n - i) as f64 - 0.15;
+            let bottom = top - 0.7;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, bottom), (*value, top)],
+                    blue.mix(0.8).filled(),
+                )))
+                .map_err(|e| plot(&e))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{label}  {}", compact(*value)),
+                    (*value + max * 0.02, top - 0.2),
+                    ("sans-serif", 13).into_font(),
+                )))
+                .map_err(|e| plot(&e))?;
+        }
+        root.present().map_err(|e| plot(&e))?;
+    }
+    Ok(out)
+}
+
 /// A short axis label: `1.5M`, `250k`, `4500`, `0.25`.
 pub(crate) fn compact(value: f64) -> String {
     let trim = |s: String| {
@@ -100,6 +152,20 @@ pub(crate) fn compact(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bars_draw_every_label_and_value() {
+        let bars = crate::lab::output::parse_bars(
+            "strategy bytes_per_tx\nphysical 820\nnote: not a row of two\nstatement 1450.5\n",
+        )
+        .unwrap();
+        assert_eq!(bars.bars.len(), 2);
+        let svg = super::bars_svg("bytes per transaction", &bars).unwrap();
+        assert!(svg.contains("physical  820"), "{svg}");
+        assert!(svg.contains("statement  1450.5"), "{svg}");
+        assert!(crate::lab::output::parse_bars("a b c\nx 1 2\n").is_err());
+        assert!(crate::lab::output::parse_bars("a b\nno number\n").is_err());
+    }
+
     #[test]
     fn axis_labels_are_compact() {
         assert_eq!(super::compact(140_000_000.0), "140M");

@@ -320,6 +320,26 @@ fn output_html(block: &Block, record: &BlockRecord) -> String {
         "<div class=\"lab-meta\">{}</div>\n\n</div>\n",
         meta(block, record)
     );
+    if let Some(title) = &block.bars {
+        match crate::lab::output::parse_bars(&record.output)
+            .and_then(|b| crate::book::chart::bars_svg(title, &b))
+        {
+            Ok(svg) => {
+                let _ = writeln!(
+                    html,
+                    "<div class=\"lab-chart\">{}</div>\n",
+                    svg.replace('\n', " ")
+                );
+            }
+            Err(err) => {
+                let _ = writeln!(
+                    html,
+                    "<div class=\"lab-missing\">No chart: {}</div>\n",
+                    escape(&format!("{err:#}"))
+                );
+            }
+        }
+    }
     if let Some(title) = &block.chart {
         match crate::lab::output::parse_series(&record.output)
             .and_then(|s| crate::book::chart::svg(title, &s))

@@ -12,7 +12,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker as Bollard;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions, LogsOptions};
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptions, LogsOptions, StatsOptions,
+};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -116,6 +118,34 @@ impl Docker {
             bail!("service {service} is not running (its container is {state})");
         }
         container.id.context("container without an id")
+    }
+
+    /// The bytes a service's running container has received and sent on all its networks
+    /// since it started — the kernel's counters of its interfaces, read through the
+    /// Docker API (`one_shot`: no second sample to wait for). Bounded by 10 s.
+    pub async fn network_bytes(&self, project: &str, service: &str) -> Result<NetworkBytes> {
+        let id = self.running_container(project, service).await?;
+        let mut stats = self.docker.stats(
+            &id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
+        let sample = tokio::time::timeout(Duration::from_secs(10), stats.next())
+            .await
+            .with_context(|| format!("no statistics of {service} within 10 s"))?
+            .with_context(|| format!("no statistics of {service}"))?
+            .with_context(|| format!("reading the statistics of {service}"))?;
+        let networks = sample
+            .networks
+            .with_context(|| format!("{service} reports no network statistics"))?;
+        Ok(networks
+            .values()
+            .fold(NetworkBytes::default(), |total, n| NetworkBytes {
+                received: total.received + n.rx_bytes.unwrap_or(0),
+                sent: total.sent + n.tx_bytes.unwrap_or(0),
+            }))
     }
 
     /// The state and health of a service's container: `("running", Some("healthy"))`.
@@ -287,6 +317,15 @@ fn wrap_in_timeout(timeout: Duration, cmd: &[&str]) -> Vec<String> {
         .collect();
     wrapped.extend(cmd.iter().map(|s| s.to_string()));
     wrapped
+}
+
+/// A container's network counters, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetworkBytes {
+    /// Received (`rx_bytes`).
+    pub received: u64,
+    /// Sent (`tx_bytes`).
+    pub sent: u64,
 }
 
 #[cfg(test)]

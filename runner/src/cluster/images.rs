@@ -9,6 +9,7 @@
 //! 12 (bookworm). It is the same recipe on another base, `BASE_IMAGE_BOOKWORM`: a
 //! [`Suite`] names the release, its Docker Hub image and its variable.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -153,9 +154,15 @@ async fn debootstrap_base(settings: &Settings, engine: &Docker, suite: Suite) ->
     }
     let script = settings.compose_dir().join("scripts/build-base.sh");
     tracing::info!("base image: building {tag} with debootstrap (a few minutes)…");
+    // Its progress goes to stderr: stdout is the tag alone (`export BASE_IMAGE=$(runner base)`).
+    let progress = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stderr for the base build's progress")?;
     let mut child = tokio::process::Command::new("bash")
         .arg(&script)
         .args(["--suite", suite.name()])
+        .stdout(std::process::Stdio::from(progress))
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("running {}", script.display()))?;

@@ -22,8 +22,8 @@ pub enum Topology {
     /// Chapter 6's Patroni cluster (compose profile `patroni`; see [`crate::cluster::patroni`]).
     Patroni,
     /// Nodes of their own, in no replication set-up until a chapter makes one (compose
-    /// profile `standalone`): chapter 7's PostgreSQL 15 and spare 17, chapter 9's second
-    /// leader.
+    /// profile `standalone`): chapter 7's PostgreSQL 15 and spare 17 (chapter 9's second
+    /// leader), chapter 8's two nodes and pgpool-II.
     Standalone,
 }
 
@@ -59,11 +59,17 @@ pub enum Service {
     Postgres15,
     /// A blank PostgreSQL 17 node: no `db` database until a chapter makes one.
     PostgresSpare,
+    /// Chapter 8's first PostgreSQL 17 node with the dataset (and Bucardo).
+    PostgresA,
+    /// Chapter 8's second one.
+    PostgresB,
+    /// pgpool-II in native replication mode in front of `postgres-a` and `postgres-b`.
+    Pgpool,
 }
 
 impl Service {
     /// Every service, in the compose file's order.
-    pub const ALL: [Service; 14] = [
+    pub const ALL: [Service; 17] = [
         Service::PostgresPrimary,
         Service::PostgresSyncStandby,
         Service::PostgresAsyncStandby,
@@ -78,6 +84,9 @@ impl Service {
         Service::Haproxy,
         Service::Postgres15,
         Service::PostgresSpare,
+        Service::PostgresA,
+        Service::PostgresB,
+        Service::Pgpool,
     ];
 
     /// The streaming cluster's PostgreSQL nodes, primary first.
@@ -112,6 +121,9 @@ impl Service {
             Service::Haproxy => "haproxy",
             Service::Postgres15 => "postgres-15",
             Service::PostgresSpare => "postgres-spare",
+            Service::PostgresA => "postgres-a",
+            Service::PostgresB => "postgres-b",
+            Service::Pgpool => "pgpool",
         }
     }
 
@@ -132,6 +144,9 @@ impl Service {
             Service::Haproxy => "HAPROXY_PORT",
             Service::Postgres15 => "POSTGRES_15_PORT",
             Service::PostgresSpare => "SPARE_PORT",
+            Service::PostgresA => "POSTGRES_A_PORT",
+            Service::PostgresB => "POSTGRES_B_PORT",
+            Service::Pgpool => "PGPOOL_PORT",
         }
     }
 
@@ -150,7 +165,11 @@ impl Service {
             | Service::Patroni2
             | Service::Patroni3
             | Service::Haproxy => Topology::Patroni,
-            Service::Postgres15 | Service::PostgresSpare => Topology::Standalone,
+            Service::Postgres15
+            | Service::PostgresSpare
+            | Service::PostgresA
+            | Service::PostgresB
+            | Service::Pgpool => Topology::Standalone,
         }
     }
 

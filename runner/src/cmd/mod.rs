@@ -3,10 +3,12 @@
 pub mod base;
 pub mod book;
 pub mod check;
+pub mod consistency;
 pub mod console;
 pub mod down;
 pub mod exec;
 pub mod load;
+pub mod net;
 pub mod serve;
 pub mod status;
 pub mod up;

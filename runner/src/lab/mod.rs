@@ -104,6 +104,9 @@ pub struct Block {
     pub awaits: Vec<String>,
     /// Draw the output (columns under a header) as a chart with this title.
     pub chart: Option<String>,
+    /// Draw the output (a label and a number per row, under a header) as a bar chart
+    /// with this title.
+    pub bars: Option<String>,
     /// For SQL blocks: shell variables handed to psql as `-v name="$name"`, so a value
     /// an earlier shell step kept reaches the SQL as `:'name'` (the reader types the same).
     pub vars: Vec<String>,

@@ -185,6 +185,48 @@ pub fn parse_series(output: &str) -> Result<Series> {
     })
 }
 
+/// A parsed bar table: the value column's name and one (label, value) per bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bars {
+    /// The value column's name (the axis).
+    pub value_label: String,
+    /// The bars, in the output's order.
+    pub bars: Vec<(String, f64)>,
+}
+
+/// Parses a bar chart's output: a header line (`label value`), then rows of a label
+/// (one word) and a number. Other lines (notes, blanks, `name: value` captures, rows
+/// with more or fewer columns) are skipped.
+pub fn parse_bars(output: &str) -> Result<Bars> {
+    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .context("a bar chart needs a header line")?
+        .split_whitespace()
+        .collect();
+    if header.len() != 2 {
+        bail!("a bar chart's header names a label and a value column, found {header:?}");
+    }
+    let bars: Vec<(String, f64)> = lines
+        .filter_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                // `name: value` lines are captures, not bars.
+                [label, value] if !label.ends_with(':') => {
+                    Some((label.to_string(), value.parse::<f64>().ok()?))
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    if bars.is_empty() {
+        bail!("the bar chart's output has no data rows");
+    }
+    Ok(Bars {
+        value_label: header[1].to_string(),
+        bars,
+    })
+}
+
 /// Removes terminal escape sequences (colours, `ESC[2K` line erases that some CLIs
 /// print even to a pipe): the record keeps the text a reader sees.
 pub(crate) fn strip_ansi(output: &str) -> String {

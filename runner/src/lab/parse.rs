@@ -353,6 +353,7 @@ impl FencedBlock<'_> {
             stops: Vec::new(),
             awaits: Vec::new(),
             chart: None,
+            bars: None,
             vars: Vec::new(),
             event: None,
             timeline: None,
@@ -426,6 +427,7 @@ impl FencedBlock<'_> {
             "event" => block.event = Some(value.to_string()),
             "timeline" => block.timeline = Some(value.to_string()),
             "chart" => block.chart = Some(value.to_string()),
+            "bars" => block.bars = Some(value.to_string()),
             "expect-exit" => {
                 let code = value
                     .parse()
@@ -439,7 +441,7 @@ impl FencedBlock<'_> {
                 return Err(err(format!(
                     "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
                      wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart, \
-                     vars, event, timeline)"
+                     bars, vars, event, timeline)"
                 )));
             }
         }

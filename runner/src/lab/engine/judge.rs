@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::lab::output::{Table, capture_line, parse_series};
+use crate::lab::output::{Table, capture_line, parse_bars, parse_series};
 use crate::lab::record::{BlockRecord, CheckRecord};
 use crate::lab::{Block, Expect};
 
@@ -108,7 +108,8 @@ pub(crate) fn judge(block: &Block, outcome: &Outcome) -> Judgement {
             figure,
         }
     });
-    let chart_ok = block.chart.is_none() || parse_series(&outcome.output).is_ok();
+    let chart_ok = (block.chart.is_none() || parse_series(&outcome.output).is_ok())
+        && (block.bars.is_none() || parse_bars(&outcome.output).is_ok());
     let ok = exit_ok && captured_all && chart_ok && check.as_ref().is_none_or(|c| c.passed);
     Judgement {
         check,
