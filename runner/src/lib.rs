@@ -12,3 +12,4 @@ pub mod lab;
 pub mod load;
 pub mod serve;
 pub mod verify;
+pub mod watch;

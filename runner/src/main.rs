@@ -44,6 +44,8 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Probe what readers see (read-your-writes, monotonic reads, vanished reads) and count the anomalies.
     Consistency(cmd::consistency::ConsistencyArgs),
+    /// Watch replication live: roles, timelines, lag, slots, SyncRep waits, pgbouncer, the writer (q quits, p pauses).
+    Watch(cmd::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +81,7 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => cmd::serve::run(&settings, args).await,
         Command::Verify(args) => cmd::verify::run(&settings, args).await,
         Command::Consistency(args) => cmd::consistency::run(&settings, args).await,
+        Command::Watch(args) => cmd::watch::run(&settings, args).await,
         Command::Check | Command::Book(_) => unreachable!("handled without a runtime"),
     }
 }

@@ -18,7 +18,21 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `dbname` on `service` within 5 s.
 pub async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result<Client> {
-    let conninfo = settings.conninfo(service, dbname)?;
+    connect_as(settings, service, dbname, "runner").await
+}
+
+/// [`connect`] with another `application_name` (what `pg_stat_activity` shows), so a
+/// tool's own sessions can be told apart — and left out — from the ones it watches.
+pub async fn connect_as(
+    settings: &Settings,
+    service: &str,
+    dbname: &str,
+    application_name: &str,
+) -> Result<Client> {
+    let conninfo = format!(
+        "{} application_name={application_name}",
+        settings.conninfo(service, dbname)?
+    );
     let connect = tokio_postgres::connect(&conninfo, NoTls);
     let (client, connection) = tokio::time::timeout(Duration::from_secs(5), connect)
         .await

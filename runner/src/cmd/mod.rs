@@ -13,3 +13,4 @@ pub mod serve;
 pub mod status;
 pub mod up;
 pub mod verify;
+pub mod watch;
