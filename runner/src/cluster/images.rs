@@ -93,8 +93,10 @@ pub async fn ensure_base(
                     Ok(hub.to_string())
                 }
                 Err(err) => {
+                    // The error names the registry's host; the reader needs the decision.
+                    tracing::debug!("pulling {hub}: {err:#}");
                     tracing::info!(
-                        "base image: Docker Hub unreachable ({err:#}); building one with debootstrap"
+                        "base image: {hub} cannot be pulled here; building one with debootstrap"
                     );
                     debootstrap_base(settings, engine, suite).await
                 }
