@@ -321,47 +321,37 @@ fn output_html(block: &Block, record: &BlockRecord) -> String {
         meta(block, record)
     );
     if let Some(title) = &block.bars {
-        match crate::lab::output::parse_bars(&record.output)
-            .and_then(|b| crate::book::chart::bars_svg(title, &b))
-        {
-            Ok(svg) => {
-                let _ = writeln!(
-                    html,
-                    "<div class=\"lab-chart\">{}</div>\n",
-                    svg.replace('\n', " ")
-                );
-            }
-            Err(err) => {
-                let _ = writeln!(
-                    html,
-                    "<div class=\"lab-missing\">No chart: {}</div>\n",
-                    escape(&format!("{err:#}"))
-                );
-            }
-        }
+        let svg = crate::lab::output::parse_bars(&record.output)
+            .and_then(|b| crate::book::chart::bars_svg(title, &b));
+        chart_html(&mut html, svg);
     }
     if let Some(title) = &block.chart {
-        match crate::lab::output::parse_series(&record.output)
-            .and_then(|s| crate::book::chart::svg(title, &s))
-        {
-            // One line: a blank line inside would end mdBook's raw HTML block.
-            Ok(svg) => {
-                let _ = writeln!(
-                    html,
-                    "<div class=\"lab-chart\">{}</div>\n",
-                    svg.replace('\n', " ")
-                );
-            }
-            Err(err) => {
-                let _ = writeln!(
-                    html,
-                    "<div class=\"lab-missing\">No chart: {}</div>\n",
-                    escape(&format!("{err:#}"))
-                );
-            }
-        }
+        let svg = crate::lab::output::parse_series(&record.output)
+            .and_then(|s| crate::book::chart::svg(title, &s));
+        chart_html(&mut html, svg);
     }
     html
+}
+
+/// A drawn chart in its box, on one line (a blank line inside would end mdBook's raw
+/// HTML block), or why it could not be drawn.
+fn chart_html(html: &mut String, svg: anyhow::Result<String>) {
+    match svg {
+        Ok(svg) => {
+            let _ = writeln!(
+                html,
+                "<div class=\"lab-chart\">{}</div>\n",
+                svg.replace('\n', " ")
+            );
+        }
+        Err(err) => {
+            let _ = writeln!(
+                html,
+                "<div class=\"lab-missing\">No chart: {}</div>\n",
+                escape(&format!("{err:#}"))
+            );
+        }
+    }
 }
 
 fn meta(block: &Block, record: &BlockRecord) -> String {

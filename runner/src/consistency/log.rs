@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::load::ledger::format_secs;
+use crate::load::ledger::{format_secs, token};
 
 /// The first words of a reader log's header line.
 pub const HEADER_PREFIX: &str = "# runner-reads v1";
@@ -280,21 +280,6 @@ fn parse_secs(word: &str) -> Result<Duration> {
 
 fn optional(word: &str) -> Option<String> {
     (word != "-").then(|| word.to_string())
-}
-
-/// A token for the log: whitespace and `=` replaced, never empty.
-fn token(text: &str) -> String {
-    let t: String = text
-        .chars()
-        .map(|c| {
-            if c.is_whitespace() || c == '=' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if t.is_empty() { "-".into() } else { t }
 }
 
 /// Appends events to a reader log, one unbuffered write per line.

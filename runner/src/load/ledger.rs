@@ -165,8 +165,9 @@ impl Header {
     }
 }
 
-/// A header value as one whitespace-free token.
-fn token(text: &str) -> String {
+/// A value as one token: whitespace and `=` replaced, never empty (ledger headers,
+/// reader logs).
+pub(crate) fn token(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| {
