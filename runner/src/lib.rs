@@ -6,6 +6,7 @@
 //! here.
 
 pub mod book;
+pub mod chaos;
 pub mod cluster;
 pub mod consistency;
 pub mod lab;

@@ -44,8 +44,12 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Probe what readers see (read-your-writes, monotonic reads, vanished reads) and count the anomalies.
     Consistency(cmd::consistency::ConsistencyArgs),
+    /// Repeat a failover (--mode async|sync|patroni-async|patroni-sync, --runs N): lost writes and RTO as distributions.
+    Chaos(cmd::chaos::ChaosArgs),
     /// Watch replication live: roles, timelines, lag, slots, SyncRep waits, pgbouncer, the writer (q quits, p pauses).
     Watch(cmd::watch::WatchArgs),
+    /// One table of the cluster's shape now: each node's role, timeline, upstream, sync state and lag, where pgbouncer/HAProxy send writes, down nodes.
+    Topology,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,8 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => cmd::verify::run(&settings, args).await,
         Command::Consistency(args) => cmd::consistency::run(&settings, args).await,
         Command::Watch(args) => cmd::watch::run(&settings, args).await,
+        Command::Topology => cmd::topology::run(&settings).await,
+        Command::Chaos(args) => cmd::chaos::run(&settings, args).await,
         Command::Check | Command::Book(_) => unreachable!("handled without a runtime"),
     }
 }

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use super::{diagram, xref};
 use crate::lab::chapters::{display_path, lab_chapters};
 use crate::lab::record::{self, Freshness};
 
@@ -26,6 +27,9 @@ pub struct CheckSummary {
     pub checks_failed: usize,
     /// Steps whose fresh record did not end as the chapter expects.
     pub steps_failed: usize,
+    /// What cannot be rendered from the records: a `{{chapter:name}}` naming no recorded
+    /// value, a `topology=` step whose output is not `runner topology`'s table.
+    pub unrenderable: usize,
     /// One line per problem: `book/src/chapter-2.md:41 [id] stale`.
     pub problems: Vec<String>,
 }
@@ -33,13 +37,21 @@ pub struct CheckSummary {
 impl CheckSummary {
     /// Whether the book can be built offline as it is.
     pub fn ok(&self) -> bool {
-        self.stale == 0 && self.missing == 0 && self.checks_failed == 0 && self.steps_failed == 0
+        self.stale == 0
+            && self.missing == 0
+            && self.checks_failed == 0
+            && self.steps_failed == 0
+            && self.unrenderable == 0
     }
 
     /// The one-line summary.
     pub fn line(&self) -> String {
+        let unrenderable = match self.unrenderable {
+            0 => String::new(),
+            n => format!("; cannot render: {n}"),
+        };
         format!(
-            "{} chapters, {} blocks: {} fresh, {} stale, {} missing; checks: {} passed, {} failed; steps failed: {}",
+            "{} chapters, {} blocks: {} fresh, {} stale, {} missing; checks: {} passed, {} failed; steps failed: {}{unrenderable}",
             self.chapters,
             self.blocks,
             self.fresh,
@@ -66,6 +78,9 @@ pub fn check(book: &Path) -> Result<CheckSummary> {
         summary
             .problems
             .extend(record::unrecorded(chapter, record.as_ref(), &file));
+        let undrawable = diagram::problems(chapter, record.as_ref(), &file);
+        summary.unrenderable += undrawable.len();
+        summary.problems.extend(undrawable);
         for (block, fresh) in chapter
             .blocks
             .iter()
@@ -101,5 +116,41 @@ pub fn check(book: &Path) -> Result<CheckSummary> {
             }
         }
     }
+    // Values one page takes from other chapters' records, on every page of the book.
+    let mut records = xref::Records::default();
+    for (file, source) in markdown_files(book)? {
+        if let Err(errors) = xref::resolve(book, &mut records, &file, &source) {
+            summary.unrenderable += errors.len();
+            summary.problems.extend(errors);
+        }
+    }
     Ok(summary)
+}
+
+/// Every Markdown file under `book/src`, as (`book/src/…` name, text), sorted.
+fn markdown_files(book: &Path) -> Result<Vec<(String, String)>> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let src = book.join("src");
+    let mut paths = Vec::new();
+    walk(&src, &mut paths).with_context(|| format!("reading {}", src.display()))?;
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let rel = path.strip_prefix(&src).unwrap_or(&path).to_string_lossy();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ok((display_path(book, &rel), text))
+        })
+        .collect()
 }

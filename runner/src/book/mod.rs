@@ -13,8 +13,10 @@
 //! `LAB_MODE` environment variable.
 
 pub mod chart;
+pub mod diagram;
 pub mod render;
 pub mod timeline;
+pub mod xref;
 
 mod check;
 mod preprocessor;

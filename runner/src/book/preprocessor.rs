@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use mdbook_preprocessor::book::Book;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
-use super::render;
+use super::{diagram, render, xref};
 use crate::cluster::settings::Settings;
 use crate::lab::chapters::{display_path, lab_chapters};
 use crate::lab::engine::{Engine, SharedObserver};
@@ -76,6 +76,8 @@ impl Preprocessor for LabPreprocessor {
             run_live(&book_dir, mode, self.observer.clone())?;
         }
         let mut problems = Vec::new();
+        let mut unresolved = Vec::new();
+        let mut records = xref::Records::default();
         let mut failure: Option<anyhow::Error> = None;
         book.for_each_chapter_mut(|chapter| {
             if failure.is_some() {
@@ -85,8 +87,16 @@ impl Preprocessor for LabPreprocessor {
                 return;
             };
             let rel = path.to_string_lossy().into_owned();
-            let parsed = match parse_chapter(&display_path(&book_dir, &rel), &rel, &chapter.content)
-            {
+            let file = display_path(&book_dir, &rel);
+            // Other chapters' values (`{{chapter-4-…:lost}}`), on any page.
+            let references = match xref::resolve(&book_dir, &mut records, &file, &chapter.content) {
+                Ok(edits) => edits,
+                Err(errors) => {
+                    unresolved.extend(errors);
+                    Vec::new()
+                }
+            };
+            let parsed = match parse_chapter(&file, &rel, &chapter.content) {
                 Ok(parsed) => parsed,
                 Err(errs) => {
                     failure = Some(errs.into());
@@ -94,6 +104,9 @@ impl Preprocessor for LabPreprocessor {
                 }
             };
             if parsed.blocks.is_empty() && parsed.precondition.is_none() {
+                if !references.is_empty() {
+                    chapter.content = render::apply(&chapter.content, references);
+                }
                 return;
             }
             let record = match record::load(&book_dir, &parsed) {
@@ -103,8 +116,8 @@ impl Preprocessor for LabPreprocessor {
                     return;
                 }
             };
-            let file = display_path(&book_dir, &rel);
             problems.extend(record::unrecorded(&parsed, record.as_ref(), &file));
+            unresolved.extend(diagram::problems(&parsed, record.as_ref(), &file));
             let empty = ChapterRecord {
                 chapter: rel.clone(),
                 recorded_at: String::new(),
@@ -112,11 +125,22 @@ impl Preprocessor for LabPreprocessor {
                 duration_ms: 0,
                 blocks: Vec::new(),
             };
-            chapter.content =
-                render::splice(&chapter.content, &parsed, record.as_ref().unwrap_or(&empty));
+            chapter.content = render::splice_with(
+                &chapter.content,
+                &parsed,
+                record.as_ref().unwrap_or(&empty),
+                references,
+            );
         });
         if let Some(err) = failure {
             return Err(err);
+        }
+        if !unresolved.is_empty() {
+            bail!(
+                "{} value(s) or diagram(s) cannot be rendered from the records:\n  {}",
+                unresolved.len(),
+                unresolved.join("\n  ")
+            );
         }
         if !problems.is_empty() {
             bail!(

@@ -20,7 +20,18 @@ use crate::lab::{Block, Chapter, Runner, code_spans, placeholders, typed};
 /// Renders `source` (the chapter's Markdown) with the records spliced in.
 /// `record` must hold a fresh record for every block (checked by the caller).
 pub fn splice(source: &str, chapter: &Chapter, record: &ChapterRecord) -> String {
-    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    splice_with(source, chapter, record, Vec::new())
+}
+
+/// [`splice`], with more replacements of spans of `source` (other chapters' values,
+/// [`crate::book::xref`]) made in the same pass.
+pub fn splice_with(
+    source: &str,
+    chapter: &Chapter,
+    record: &ChapterRecord,
+    extra: Vec<(std::ops::Range<usize>, String)>,
+) -> String {
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = extra;
     if let Some(pre) = &chapter.precondition {
         edits.push((pre.span.clone(), precondition_html(pre, &chapter.stem())));
     }
@@ -65,6 +76,12 @@ pub fn splice(source: &str, chapter: &Chapter, record: &ChapterRecord) -> String
             ));
         }
     }
+    apply(source, edits)
+}
+
+/// `source` with each span replaced by its text; a span that overlaps an earlier one is
+/// left out.
+pub fn apply(source: &str, mut edits: Vec<(std::ops::Range<usize>, String)>) -> String {
     edits.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(source.len() * 2);
     let mut at = 0;
@@ -330,6 +347,25 @@ fn output_html(block: &Block, record: &BlockRecord) -> String {
             .and_then(|s| crate::book::chart::svg(title, &s));
         chart_html(&mut html, svg);
     }
+    if let Some(caption) = &block.topology {
+        // A table that does not parse fails the build first (`diagram::problems`).
+        match crate::book::diagram::svg_from_output(caption, &record.output) {
+            Ok(svg) => {
+                let _ = writeln!(
+                    html,
+                    "<div class=\"lab-chart lab-topology\">{}</div>\n",
+                    svg.replace('\n', " ")
+                );
+            }
+            Err(err) => {
+                let _ = writeln!(
+                    html,
+                    "<div class=\"lab-missing\">No diagram: {}</div>\n",
+                    escape(&format!("{err:#}"))
+                );
+            }
+        }
+    }
     html
 }
 
@@ -382,7 +418,7 @@ fn meta(block: &Block, record: &BlockRecord) -> String {
 }
 
 /// `2026-11-27 14:26:06 UTC`: a record's start, to the second.
-fn recorded_at(started_at: &str) -> String {
+pub(crate) fn recorded_at(started_at: &str) -> String {
     match timeline::parse_time(started_at) {
         Ok(t) => t
             .with_timezone(&chrono::Utc)
@@ -639,6 +675,54 @@ p99_ms: 3.300
         let out = splice(src, &chapter, &record_of(&chapter, blocks));
         assert!(!out.contains("```text"), "{out}");
         assert!(out.contains("<div class=\"lab-meta\">recorded"), "{out}");
+    }
+
+    #[test]
+    fn a_topology_step_is_drawn_under_its_output() {
+        let src = "```sh lab topology=\"at the start\"\nrunner topology\n```\n";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let table = "node              role     tl  upstream          sync  behind  replay_lag  status\n\
+                     postgres-primary  primary  1   -                 -     -       -           up\n\
+                     pgbouncer         pooler   -   postgres-primary  -     -       -           up\n";
+        let out = splice(
+            src,
+            &chapter,
+            &record_of(&chapter, vec![rec(&chapter.blocks[0], table)]),
+        );
+        let text = out.find("```text\nnode ").unwrap();
+        let svg = out
+            .find("<div class=\"lab-chart lab-topology\"><svg")
+            .unwrap();
+        assert!(text < svg, "{out}");
+        assert!(out[svg..].lines().next().unwrap().ends_with("</svg></div>"));
+        let bad = splice(
+            src,
+            &chapter,
+            &record_of(&chapter, vec![rec(&chapter.blocks[0], "oops\n")]),
+        );
+        assert!(
+            bad.contains("No diagram: line 1 is not the table&#39;s header"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn extra_edits_are_made_with_the_records() {
+        let src = "A {{ch-2:x}} and {{v}}.\n\n```sh lab capture=v\necho v: 1\n```\n";
+        let chapter = parse_chapter("c.md", "c.md", src).unwrap();
+        let mut r = rec(&chapter.blocks[0], "v: 1\n");
+        r.captures.insert("v".into(), "1".into());
+        let span = src.find("{{ch-2").unwrap()..src.find("}} and").unwrap() + 2;
+        let out = splice_with(
+            src,
+            &chapter,
+            &record_of(&chapter, vec![r]),
+            vec![(span, "TWO".into())],
+        );
+        assert!(
+            out.starts_with("A TWO and <span class=\"lab-value\""),
+            "{out}"
+        );
     }
 
     #[test]

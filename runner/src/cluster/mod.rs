@@ -11,6 +11,7 @@ pub mod patroni;
 pub mod pg;
 pub mod settings;
 pub mod topology;
+pub mod topology_state;
 
 use std::time::{Duration, Instant};
 
@@ -117,6 +118,12 @@ impl Cluster {
     /// waits until every running standby streams. A no-op that says so when they
     /// already run and are healthy.
     pub async fn up(&mut self, services: &[&str], way: BaseWay) -> Result<()> {
+        self.start(services, way, true).await
+    }
+
+    /// [`Cluster::up`], building the images first only with `build` (a caller that
+    /// restarts the same cluster many times, like `runner chaos`, builds once).
+    pub async fn start(&mut self, services: &[&str], way: BaseWay, build: bool) -> Result<()> {
         for service in services {
             if Service::from_name(service).is_none() {
                 bail!("unknown service {service:?} (known: {})", Service::names());
@@ -139,7 +146,10 @@ impl Cluster {
         }
         self.prepare_images(way, &suites).await?;
         let started = Instant::now();
-        let mut args = vec!["up", "--build", "-d", "--wait", "--wait-timeout", "120"];
+        let mut args = vec!["up", "-d", "--wait", "--wait-timeout", "120"];
+        if build {
+            args.push("--build");
+        }
         args.extend(services.iter().copied());
         tracing::info!(
             "cluster {}: starting {}",

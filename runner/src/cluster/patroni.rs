@@ -252,9 +252,41 @@ pub async fn status(cluster: &Cluster) -> Result<Option<String>> {
     Ok(Some(out))
 }
 
+/// The server HAProxy sends writes to: the one its `primary` backend marks `UP` (the
+/// leader by Patroni's REST health check), from its statistics page's CSV on
+/// `HAPROXY_STATS_PORT`, within `timeout`; `None` when no server is up.
+pub async fn haproxy_primary(settings: &Settings, timeout: Duration) -> Result<Option<String>> {
+    let var = "HAPROXY_STATS_PORT";
+    let port: u16 = settings
+        .var(var)?
+        .parse()
+        .with_context(|| format!("{var} is not a port number"))?;
+    let csv = get_text(port, "/;csv", timeout).await?;
+    Ok(up_server(&csv, "primary"))
+}
+
+/// The first server of `backend` whose status is `UP` in HAProxy's statistics CSV
+/// (`# pxname,svname,…`; the status is the 18th column).
+fn up_server(csv: &str, backend: &str) -> Option<String> {
+    csv.lines().find_map(|line| {
+        let cells: Vec<&str> = line.split(',').collect();
+        let server = *cells.get(1)?;
+        (cells.first() == Some(&backend)
+            && !matches!(server, "FRONTEND" | "BACKEND")
+            && cells.get(17) == Some(&"UP"))
+        .then(|| server.to_string())
+    })
+}
+
 /// GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the answer is never chunked) and
 /// parse its body as JSON, within `timeout`.
 async fn get_json(port: u16, path: &str, timeout: Duration) -> Result<Value> {
+    let body = get_text(port, path, timeout).await?;
+    serde_json::from_str(&body).with_context(|| format!("127.0.0.1:{port}{path}: not JSON"))
+}
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0) within `timeout`: the body of a 200.
+async fn get_text(port: u16, path: &str, timeout: Duration) -> Result<String> {
     let request = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream
@@ -276,12 +308,25 @@ async fn get_json(port: u16, path: &str, timeout: Duration) -> Result<Value> {
     if !status.contains(" 200") {
         bail!("127.0.0.1:{port}{path}: {status}");
     }
-    serde_json::from_str(body).with_context(|| format!("127.0.0.1:{port}{path}: not JSON"))
+    Ok(body.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn haproxy_sends_writes_to_the_up_server_of_its_primary_backend() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status\n\
+                   primary,FRONTEND,,,0,0,300,0,0,0,0,0,0,,,,,OPEN\n\
+                   primary,patroni1,0,0,0,0,100,0,0,0,,0,,0,0,0,0,DOWN\n\
+                   primary,patroni2,0,0,0,0,100,0,0,0,,0,,0,0,0,0,UP\n\
+                   replicas,patroni3,0,0,0,0,100,0,0,0,,0,,0,0,0,0,UP\n\
+                   primary,BACKEND,0,0,0,0,30,0,0,0,0,0,,0,0,0,0,UP\n";
+        assert_eq!(up_server(csv, "primary").as_deref(), Some("patroni2"));
+        assert_eq!(up_server(csv, "replicas").as_deref(), Some("patroni3"));
+        assert_eq!(up_server(&csv.replace(",UP\n", ",DOWN\n"), "primary"), None);
+    }
 
     #[test]
     fn members_parse_from_patroni_json() {

@@ -2,6 +2,7 @@
 
 pub mod base;
 pub mod book;
+pub mod chaos;
 pub mod check;
 pub mod consistency;
 pub mod console;
@@ -11,6 +12,7 @@ pub mod load;
 pub mod net;
 pub mod serve;
 pub mod status;
+pub mod topology;
 pub mod up;
 pub mod verify;
 pub mod watch;

@@ -16,13 +16,20 @@ pub struct LabChapter {
     pub source: String,
 }
 
-/// Reads and parses every chapter under `book/src` that has lab blocks, sorted by path.
+/// Reads and parses every chapter under `book/src` that has lab blocks, in the book's
+/// order (the numbered chapters by path, then the appendices).
 /// Markup errors of all chapters are reported together.
 pub fn lab_chapters(book: &Path) -> Result<Vec<LabChapter>> {
     let src = book.join("src");
     let mut files = Vec::new();
     collect_markdown(&src, &mut files).with_context(|| format!("reading {}", src.display()))?;
-    files.sort();
+    // The book's order: the numbered chapters, then the appendices.
+    files.sort_by_key(|f| {
+        let appendix = f
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("appendix"));
+        (appendix, f.clone())
+    });
     let mut chapters = Vec::new();
     let mut errors = Vec::new();
     for file in files {

@@ -117,6 +117,9 @@ pub struct Block {
     /// title (acknowledged and failed transactions per second, the chapter's events marked),
     /// its full output collapsed below.
     pub timeline: Option<String>,
+    /// Draw the output — `runner topology`'s table — as a diagram of the cluster with
+    /// this caption (`book::diagram`).
+    pub topology: Option<String>,
 }
 
 impl Block {

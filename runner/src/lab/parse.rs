@@ -357,6 +357,7 @@ impl FencedBlock<'_> {
             vars: Vec::new(),
             event: None,
             timeline: None,
+            topology: None,
         };
         let mut seen: HashSet<&str> = HashSet::new();
         for word in &words[2..] {
@@ -428,6 +429,7 @@ impl FencedBlock<'_> {
             "timeline" => block.timeline = Some(value.to_string()),
             "chart" => block.chart = Some(value.to_string()),
             "bars" => block.bars = Some(value.to_string()),
+            "topology" => block.topology = Some(value.to_string()),
             "expect-exit" => {
                 let code = value
                     .parse()
@@ -441,7 +443,7 @@ impl FencedBlock<'_> {
                 return Err(err(format!(
                     "unknown attribute {key:?} (known: id, timeout, on, db, claim, background, hidden, \
                      wait-until, expect-fail, expect-exit, expect-timeout, capture, stop, await, chart, \
-                     bars, vars, event, timeline)"
+                     bars, vars, event, timeline, topology)"
                 )));
             }
         }
@@ -525,6 +527,12 @@ impl FencedBlock<'_> {
             return Err(self.error(
                 0,
                 "stop=/await= are for sh blocks (the reader types `kill`/`wait`)".into(),
+            ));
+        }
+        if block.topology.is_some() && (block.runner != Runner::Shell || block.background) {
+            return Err(self.error(
+                0,
+                "topology= draws the table `runner topology` prints: a foreground sh step".into(),
             ));
         }
         if block.timeline.is_some() && !block.background {
@@ -697,6 +705,33 @@ mod tests {
             errs[0].to_string(),
             "book/src/ch.md:1:8: {{nothing}} names no value captured in this chapter"
         );
+    }
+
+    #[test]
+    fn topology_is_a_foreground_shell_steps_caption() {
+        let ch =
+            parse("```sh lab topology=\"after the failover\"\nrunner topology\n```\n").unwrap();
+        assert_eq!(ch.blocks[0].topology.as_deref(), Some("after the failover"));
+        let errs = parse("```sql lab topology=x\nSELECT 1;\n```\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("foreground sh step"),
+            "{}",
+            errs[0]
+        );
+        let errs = parse("```sh lab id=t background topology=x\nrunner topology\n```\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("foreground sh step"),
+            "{}",
+            errs[0]
+        );
+        let errs = parse("```sh lab topology\nrunner topology\n```\n")
+            .unwrap_err()
+            .0;
+        assert!(errs[0].message.contains("needs a value"), "{}", errs[0]);
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! The faults, as Docker does them to a service's container (bollard), each bounded.
+//!
+//! A crash is SIGKILL — no shutdown, no last WAL shipped (a `docker stop` would send
+//! SIGINT, PostgreSQL's fast shutdown, which ships all WAL to the standbys and hides the
+//! loss). A hung node is a paused container: its processes are frozen, its sockets stay
+//! open, clients and standbys wait on it until their own timeouts.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bollard::query_parameters::{KillContainerOptions, StartContainerOptions};
+
+use crate::cluster::Cluster;
+
+/// The bound on one Docker call.
+const DOCKER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The id of `service`'s container, running or not.
+async fn container_id(cluster: &Cluster, service: &str) -> Result<String> {
+    cluster
+        .docker
+        .container(cluster.settings.project(), service)
+        .await?
+        .and_then(|c| c.id)
+        .with_context(|| format!("service {service} has no container"))
+}
+
+/// Awaits a Docker call for at most [`DOCKER_TIMEOUT`].
+async fn bounded<T>(
+    what: String,
+    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T> {
+    tokio::time::timeout(DOCKER_TIMEOUT, call)
+        .await
+        .with_context(|| format!("{what}: no answer from Docker within {DOCKER_TIMEOUT:?}"))?
+        .with_context(|| what)
+}
+
+/// SIGKILL to `service`'s container (paused or not).
+pub async fn kill(cluster: &Cluster, service: &str) -> Result<()> {
+    let id = container_id(cluster, service).await?;
+    let client = cluster.docker.client();
+    bounded(
+        format!("killing {service}"),
+        client.kill_container(&id, None::<KillContainerOptions>),
+    )
+    .await
+}
+
+/// Freezes `service`'s container.
+pub async fn pause(cluster: &Cluster, service: &str) -> Result<()> {
+    let id = container_id(cluster, service).await?;
+    bounded(
+        format!("pausing {service}"),
+        cluster.docker.client().pause_container(&id),
+    )
+    .await
+}
+
+/// Starts `service`'s stopped container again, as it was (`docker start`: nothing it
+/// depends on is started with it).
+pub async fn start(cluster: &Cluster, service: &str) -> Result<()> {
+    let id = container_id(cluster, service).await?;
+    bounded(
+        format!("starting {service}"),
+        cluster
+            .docker
+            .client()
+            .start_container(&id, None::<StartContainerOptions>),
+    )
+    .await
+}
+
+/// Kills every container of `services` that is paused: a hung node left by an
+/// interrupted run is fenced before the cluster is made again.
+pub async fn kill_paused(cluster: &Cluster, services: &[&str]) -> Result<()> {
+    for service in services {
+        if let Some((state, _)) = cluster
+            .docker
+            .state(cluster.settings.project(), service)
+            .await?
+            && state == "paused"
+        {
+            kill(cluster, service).await?;
+        }
+    }
+    Ok(())
+}

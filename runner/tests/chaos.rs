@@ -1,0 +1,121 @@
+//! `runner chaos` against a real cluster of its own (`lab-test-chaos`, ports from
+//! 29432): a synchronous failover by SIGKILL loses no acknowledged write, and the
+//! asynchronous double fault (standby killed, then the primary two seconds later) loses
+//! some — so the check a chapter relies on, `--expect-no-loss`, can fail, and does
+//! when the cluster loses writes. Each run's result is read back from its JSON file.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestCluster, docker_tests_skipped, repo_root};
+use runner::chaos::{ChaosReport, RunOutcome};
+
+const PROJECT: &str = "lab-test-chaos";
+const PORT_BASE: u16 = 29432;
+
+/// Runs `runner chaos ARGS` against the test's project; returns (exit code, stdout).
+fn chaos(cluster: &TestCluster, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.arg("chaos")
+        .args(args)
+        .current_dir(repo_root().join("compose"));
+    for (key, value) in &cluster.cluster.settings.vars {
+        if key == "COMPOSE_PROJECT_NAME" || key.ends_with("_PORT") {
+            cmd.env(key, value);
+        }
+    }
+    let out = cmd.output().expect("running runner chaos");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "--- runner chaos {}\n{stdout}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_loses_nothing_and_the_async_double_fault_fails_the_no_loss_check() {
+    if docker_tests_skipped() {
+        return;
+    }
+    let cluster = TestCluster::new(PROJECT, PORT_BASE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let result = |name: &str| dir.path().join(name).display().to_string();
+
+    let sync_out = result("sync.json");
+    let (code, stdout) = chaos(
+        &cluster,
+        &[
+            "--mode",
+            "sync",
+            "--runs",
+            "1",
+            "--expect-no-loss",
+            "--dir",
+            &result("sync"),
+            "--out",
+            &sync_out,
+        ],
+    );
+    assert_eq!(code, 0, "a synchronous failover must lose nothing");
+    assert!(stdout.contains("lost_max: 0\n"), "{stdout}");
+    let report = ChaosReport::read(std::path::Path::new(&sync_out)).unwrap();
+    match &report.runs[0].outcome {
+        RunOutcome::Verified {
+            acknowledged,
+            lost,
+            promoted_s,
+            rerouted_s,
+            rto_ms,
+            on,
+            ..
+        } => {
+            assert!(*acknowledged > 0, "the writer wrote nothing");
+            assert_eq!(*lost, 0);
+            assert_eq!(on, "postgres-sync-standby");
+            // The procedure ran in order, and the outage was seen by the writer.
+            assert!(promoted_s.unwrap() < rerouted_s.unwrap());
+            assert!(*rto_ms > 0.0);
+        }
+        other => panic!("the run was not verified: {other:?}"),
+    }
+
+    let async_out = result("async.json");
+    let (code, stdout) = chaos(
+        &cluster,
+        &[
+            "--mode",
+            "async",
+            "--fault",
+            "standby-then-primary",
+            "--runs",
+            "1",
+            "--expect-no-loss",
+            "--dir",
+            &result("async"),
+            "--out",
+            &async_out,
+        ],
+    );
+    assert_eq!(
+        code, 1,
+        "the asynchronous double fault loses writes: --expect-no-loss must fail"
+    );
+    let report = ChaosReport::read(std::path::Path::new(&async_out)).unwrap();
+    assert_eq!(report.unverified(), 0, "{stdout}");
+    assert_eq!(report.runs_with_loss(), 1, "{stdout}");
+    assert!(stdout.contains("runs_with_loss: 1\n"), "{stdout}");
+
+    // Side by side, from the two result files.
+    let (code, stdout) = chaos(
+        &cluster,
+        &["--compare", &sync_out, &async_out, "--column", "lost"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with("run sync-kill_lost async-standby-then-primary_lost\n1 0 "),
+        "{stdout}"
+    );
+}
