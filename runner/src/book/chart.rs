@@ -27,6 +27,25 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
     if y_max <= y_min {
         y_max = y_min + 1.0;
     }
+    // The legend sits in the upper right, about 16 px a series of a 250 px plot: with
+    // many series, the data are kept below it.
+    let headroom = if series.lines.len() <= 3 {
+        1.05
+    } else {
+        let legend = (16.0 * series.lines.len() as f64 + 12.0) / 250.0;
+        1.0 / (0.95 - legend)
+    };
+    // An x of whole numbers over a short range (run 1, 2, 3 …) gets one tick each.
+    let whole_x = series
+        .lines
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .all(|(x, _)| x.fract() == 0.0);
+    let x_ticks = if whole_x && x_max - x_min <= 20.0 {
+        (x_max - x_min) as usize + 1
+    } else {
+        10
+    };
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (720, 320)).into_drawing_area();
@@ -36,24 +55,38 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(x_min..x_max, y_min..y_max * 1.05)
+            .build_cartesian_2d(x_min..x_max, y_min..y_max * headroom)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         chart
             .configure_mesh()
+            .x_labels(x_ticks)
             .x_desc(series.x_label.as_str())
             .x_label_formatter(&|x| compact(*x))
             .y_label_formatter(&|y| compact(*y))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        // Tableau's ten, blue, red, green and purple first: ten series, ten colours.
         let colours = [
             RGBColor(0x1f, 0x77, 0xb4),
             RGBColor(0xd6, 0x27, 0x28),
             RGBColor(0x2c, 0xa0, 0x2c),
             RGBColor(0x94, 0x67, 0xbd),
+            RGBColor(0xff, 0x7f, 0x0e),
+            RGBColor(0x8c, 0x56, 0x4b),
+            RGBColor(0xe3, 0x77, 0xc2),
+            RGBColor(0x7f, 0x7f, 0x7f),
+            RGBColor(0xbc, 0xbd, 0x22),
+            RGBColor(0x17, 0xbe, 0xcf),
         ];
         for (i, (name, points)) in series.lines.iter().enumerate() {
             let colour = colours[i % colours.len()];
+            // Few points: each one marked, so a short or overlapping series still shows.
+            if points.len() <= 30 {
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
             chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),
