@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::reset::{patroni_ready, patronictl};
-use super::{ActionTimes, ChaosObserver, Mode, Topology, fault, since};
+use super::{ActionTimes, ChaosObserver, Mode, STEP_TIMEOUT, Topology, fault, since};
 use crate::chaos::Fault;
 use crate::cluster::images::BaseWay;
 use crate::cluster::topology::Service;
@@ -19,8 +18,6 @@ use crate::cluster::{Cluster, patroni};
 
 /// How long Patroni may take to elect a new leader (lease 20 s + loops + promotion).
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(90);
-/// The double fault's interval between the standby's loss and the leader's.
-const STANDBY_FIRST_BY: Duration = Duration::from_secs(2);
 
 /// The running leader's service.
 pub async fn leader(cluster: &Cluster) -> Result<&'static str> {
@@ -35,7 +32,7 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
     let services = patroni::services();
     fault::kill_paused(cluster, &services).await?;
     cluster.start(&services, BaseWay::Auto, build).await?;
-    patroni_ready(cluster, patroni::READY_TIMEOUT).await?;
+    patroni::wait_ready(cluster, patroni::READY_TIMEOUT).await?;
     let leader = leader(cluster).await?;
     let sync = if mode.synchronous() { "true" } else { "false" };
     patronictl(
@@ -88,23 +85,21 @@ pub async fn fail_over(
     run: usize,
 ) -> Result<ActionTimes> {
     let old = topology.primary;
-    match fault {
-        Fault::Kill => fault::kill(cluster, old).await?,
-        Fault::Pause => fault::pause(cluster, old).await?,
-        Fault::StandbyThenPrimary => {
-            let members = patroni::members(&cluster.settings).await?;
-            let standby = members
-                .iter()
-                .filter(|m| m.name != old)
-                .max_by_key(|m| m.role == "sync_standby")
-                .and_then(|m| patroni::NODES.iter().find(|(n, _)| *n == m.name))
-                .map(|(n, _)| *n)
-                .context("no replica to stop")?;
-            fault::kill(cluster, standby).await?;
-            tokio::time::sleep(STANDBY_FIRST_BY).await;
-            fault::kill(cluster, old).await?;
-        }
-    }
+    // The double fault stops a replica first: the synchronous one when there is one.
+    let standby = if fault == Fault::StandbyThenPrimary {
+        let members = patroni::members(&cluster.settings).await?;
+        let standby = members
+            .iter()
+            .filter(|m| m.name != old)
+            .max_by_key(|m| m.role == "sync_standby")
+            .and_then(|m| patroni::NODES.iter().find(|(n, _)| *n == m.name))
+            .map(|(n, _)| *n)
+            .context("no replica to stop")?;
+        Some(standby)
+    } else {
+        None
+    };
+    fault::inject(cluster, fault, old, standby).await?;
     observer.step(run, "Patroni elects");
     let deadline = Instant::now() + ELECTION_TIMEOUT;
     loop {
@@ -127,4 +122,23 @@ pub async fn fail_over(
         fault::kill(cluster, old).await?;
     }
     Ok(times)
+}
+
+/// The `patronictl` call that sets the cluster-wide configuration.
+async fn patronictl(cluster: &Cluster, node: &str, args: &[&str]) -> Result<String> {
+    let mut cmd = vec!["patronictl"];
+    cmd.extend_from_slice(args);
+    let out = cluster
+        .docker
+        .exec_bounded(cluster.settings.project(), node, STEP_TIMEOUT, &cmd, None)
+        .await
+        .with_context(|| format!("patronictl {} on {node}", args.join(" ")))?;
+    if out.exit_code != Some(0) {
+        bail!(
+            "patronictl {} on {node} failed: {}",
+            args.join(" "),
+            out.output.trim()
+        );
+    }
+    Ok(out.stdout)
 }

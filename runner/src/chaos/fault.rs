@@ -10,7 +10,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bollard::query_parameters::{KillContainerOptions, StartContainerOptions};
 
+use super::Fault;
 use crate::cluster::Cluster;
+
+/// The double fault's interval between the standby's loss and the primary's.
+const STANDBY_FIRST_BY: Duration = Duration::from_secs(2);
 
 /// The bound on one Docker call.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,6 +38,26 @@ async fn bounded<T>(
         .await
         .with_context(|| format!("{what}: no answer from Docker within {DOCKER_TIMEOUT:?}"))?
         .with_context(|| what)
+}
+
+/// Injects `fault` on `primary`; the double fault kills `standby` first (it must be
+/// named then).
+pub async fn inject(
+    cluster: &Cluster,
+    fault: Fault,
+    primary: &str,
+    standby: Option<&str>,
+) -> Result<()> {
+    match fault {
+        Fault::Kill => kill(cluster, primary).await,
+        Fault::Pause => pause(cluster, primary).await,
+        Fault::StandbyThenPrimary => {
+            let standby = standby.context("the double fault needs a standby to stop")?;
+            kill(cluster, standby).await?;
+            tokio::time::sleep(STANDBY_FIRST_BY).await;
+            kill(cluster, primary).await
+        }
+    }
 }
 
 /// SIGKILL to `service`'s container (paused or not).

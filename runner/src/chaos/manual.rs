@@ -18,8 +18,6 @@ use crate::cluster::pg;
 
 /// How long the probe waits for the primary's answer before it calls it down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// The double fault's interval between the standby's loss and the primary's.
-const STANDBY_FIRST_BY: Duration = Duration::from_secs(2);
 
 /// Injects `fault` on the cluster of `topology` and fails it over by hand; the times
 /// are seconds after `fault_at`.
@@ -35,15 +33,7 @@ pub async fn fail_over(
     let standby = topology
         .standby
         .context("the manual failover needs a standby")?;
-    match fault {
-        Fault::Kill => fault::kill(cluster, primary).await?,
-        Fault::Pause => fault::pause(cluster, primary).await?,
-        Fault::StandbyThenPrimary => {
-            fault::kill(cluster, standby).await?;
-            tokio::time::sleep(STANDBY_FIRST_BY).await;
-            fault::kill(cluster, primary).await?;
-        }
-    }
+    fault::inject(cluster, fault, primary, Some(standby)).await?;
 
     observer.step(run, "detect");
     wait_down(cluster, primary).await?;

@@ -11,12 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::{Mode, STEP_TIMEOUT, Topology, automatic, fault};
 use crate::cluster::images::BaseWay;
 use crate::cluster::topology::Service;
-use crate::cluster::{Cluster, DEFAULT_SERVICES, patroni, pg};
+use crate::cluster::{Cluster, DEFAULT_SERVICES, pg};
 
 /// Brings the cluster to the mode's starting state and says where everything is.
 ///
@@ -102,29 +102,4 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
         standby: Some(standby),
         entry,
     })
-}
-
-/// The `patronictl` call that sets the cluster-wide configuration.
-pub(super) async fn patronictl(cluster: &Cluster, node: &str, args: &[&str]) -> Result<String> {
-    let mut cmd = vec!["patronictl"];
-    cmd.extend_from_slice(args);
-    let out = cluster
-        .docker
-        .exec_bounded(cluster.settings.project(), node, STEP_TIMEOUT, &cmd, None)
-        .await
-        .with_context(|| format!("patronictl {} on {node}", args.join(" ")))?;
-    if out.exit_code != Some(0) {
-        bail!(
-            "patronictl {} on {node} failed: {}",
-            args.join(" "),
-            out.output.trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
-/// Waits for the Patroni cluster to be ready (a running leader, every running member
-/// streaming) within `timeout`.
-pub(super) async fn patroni_ready(cluster: &Cluster, timeout: Duration) -> Result<()> {
-    patroni::wait_ready(cluster, timeout).await
 }

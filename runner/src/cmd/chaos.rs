@@ -124,13 +124,7 @@ pub async fn run(settings: &Settings, args: ChaosArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(130));
     }
-    let expectation = if args.expect_no_loss {
-        Some(Expectation::NoLoss)
-    } else if args.expect_loss {
-        Some(Expectation::Loss)
-    } else {
-        None
-    };
+    let expectation = Expectation::from_flags(args.expect_no_loss, args.expect_loss);
     match report.failure(expectation) {
         Some(why) => {
             eprintln!("chaos: {why}");

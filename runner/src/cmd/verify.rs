@@ -54,13 +54,7 @@ pub async fn run(settings: &Settings, args: VerifyArgs) -> Result<ExitCode> {
         print!("{}", report.key_values());
         println!("verdict: {}", report.verdict());
     }
-    let expectation = if args.expect_no_loss {
-        Some(Expectation::NoLoss)
-    } else if args.expect_loss {
-        Some(Expectation::Loss)
-    } else {
-        None
-    };
+    let expectation = Expectation::from_flags(args.expect_no_loss, args.expect_loss);
     if let Some(why) = expectation.and_then(|e| e.failure(&report)) {
         eprintln!("verify: {why}");
         return Ok(ExitCode::from(1));

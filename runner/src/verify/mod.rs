@@ -241,6 +241,17 @@ pub enum Expectation {
 }
 
 impl Expectation {
+    /// The expectation of a command's `--expect-no-loss` / `--expect-loss` flags.
+    pub fn from_flags(expect_no_loss: bool, expect_loss: bool) -> Option<Expectation> {
+        if expect_no_loss {
+            Some(Expectation::NoLoss)
+        } else if expect_loss {
+            Some(Expectation::Loss)
+        } else {
+            None
+        }
+    }
+
     /// Why the report does not meet the expectation, or `None` when it does.
     pub fn failure(self, report: &VerifyReport) -> Option<String> {
         let c = &report.check;
