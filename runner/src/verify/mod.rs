@@ -234,7 +234,8 @@ impl VerifyReport {
 /// What the caller expects of a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expectation {
-    /// No acknowledged write lost and nothing unexpected.
+    /// No acknowledged write lost and nothing unexpected — of at least one acknowledged
+    /// write: a run that acknowledged nothing shows nothing (0 of 0) and fails it.
     NoLoss,
     /// At least one acknowledged write lost (the asynchronous-replication lesson).
     Loss,
@@ -256,6 +257,11 @@ impl Expectation {
     pub fn failure(self, report: &VerifyReport) -> Option<String> {
         let c = &report.check;
         match self {
+            Expectation::NoLoss if c.acknowledged == 0 => Some(format!(
+                "expected no loss, but the ledger has no acknowledged write to look for on {}: \
+                 0 of 0 proves nothing",
+                report.on
+            )),
             Expectation::NoLoss if !c.lost.is_empty() || !c.unexpected.is_empty() => Some(format!(
                 "expected no loss, but {} acknowledged writes are lost and {} rows are \
                  unexpected on {}",
@@ -414,6 +420,16 @@ mod tests {
         let r = VerifyReport::new(&ledger, &set(&[b + 1]), "t", "p");
         assert!(Expectation::NoLoss.failure(&r).is_none());
         let why = Expectation::Loss.failure(&r).unwrap();
+        // Nothing acknowledged: no loss is not shown, so it is not claimed.
+        let body = format!(
+            "attempt {} 0.1\nfail {} 0.2 timeout\nend 1.0\n",
+            b + 1,
+            b + 1
+        );
+        let ledger = Ledger::parse(&ledger_text(5, &body), "t").unwrap();
+        let none = VerifyReport::new(&ledger, &set(&[]), "t", "p");
+        let why_none = Expectation::NoLoss.failure(&none).unwrap();
+        assert!(why_none.contains("0 of 0"), "{why_none}");
         assert!(
             why.contains("expected acknowledged writes to be lost"),
             "{why}"
