@@ -3,8 +3,9 @@
 //! `{{name}}` names a value captured in the page's own run; a page that summarises
 //! several chapters — the introduction's headline numbers — needs the values of *their*
 //! runs. `{{STEM:NAME}}` is the value the step of chapter `STEM` (its file stem) captured
-//! as `NAME` in that chapter's record, and `{{STEM:@recorded_at}}` the date that record
-//! was made, so a figure on the landing page is always the one the chapter shows, with
+//! as `NAME` in that chapter's record, `{{STEM:@recorded_at}}` the date that record
+//! was made and `{{STEM:@duration}}` how long its run took (what a reader should plan
+//! for the chapter), so a figure on the landing page is always the one the chapter shows, with
 //! the date of the run it comes from. A reference to a chapter with no record or to a
 //! name its record does not hold is an error naming the file, line and reference — at
 //! render time and in `runner check` — never a blank or a stale number.
@@ -20,6 +21,19 @@ use crate::lab::record::{self, ChapterRecord};
 /// The special name that stands for the record's date.
 pub const RECORDED_AT: &str = "@recorded_at";
 
+/// The special name that stands for how long the recorded run took.
+pub const DURATION: &str = "@duration";
+
+/// A run's length as the prose says it: `48 s`, `6 min 8 s`.
+fn duration_text(ms: u64) -> String {
+    let s = (ms + 500) / 1000;
+    if s < 60 {
+        format!("{s} s")
+    } else {
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
 /// One `{{STEM:NAME}}` of the prose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -33,7 +47,7 @@ pub struct Reference {
 
 /// The `{{STEM:NAME}}` references of `source`'s prose (outside code, where they are
 /// literal text). A stem is lower-case letters, digits and `-`; a name, letters, digits
-/// and `_` (a capture's name), or `@recorded_at`.
+/// and `_` (a capture's name), or `@recorded_at` / `@duration`.
 pub fn references(source: &str) -> Vec<Reference> {
     let code = crate::lab::code_spans(source);
     let mut found = Vec::new();
@@ -49,6 +63,7 @@ pub fn references(source: &str) -> Vec<Reference> {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && (*name == RECORDED_AT
+                    || *name == DURATION
                     || (!name.is_empty()
                         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')))
         });
@@ -131,6 +146,8 @@ pub fn resolve(
         };
         let value = if reference.name == RECORDED_AT {
             Some(recorded_at(&record.recorded_at))
+        } else if reference.name == DURATION {
+            Some(duration_text(record.duration_ms))
         } else {
             record
                 .captures()
@@ -192,6 +209,23 @@ mod tests {
                 attempts: 1,
             }],
         }
+    }
+
+    #[test]
+    fn a_run_length_reads_in_seconds_then_minutes() {
+        assert_eq!(duration_text(400), "0 s");
+        assert_eq!(duration_text(47_600), "48 s");
+        assert_eq!(duration_text(368_000), "6 min 8 s");
+        let mut records = Records::with([(
+            "chapter-4-manual-failover".to_string(),
+            ChapterRecord {
+                duration_ms: 272_400,
+                ..record(&[])
+            },
+        )]);
+        let src = "Takes {{chapter-4-manual-failover:@duration}}.";
+        let edits = resolve(Path::new("book"), &mut records, "i.md", src).unwrap();
+        assert!(edits[0].1.contains(">4 min 32 s</span>"), "{:?}", edits);
     }
 
     #[test]
