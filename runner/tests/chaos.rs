@@ -2,7 +2,8 @@
 //! 29432): a synchronous failover by SIGKILL loses no acknowledged write, and the
 //! asynchronous double fault (standby killed, then the primary two seconds later) loses
 //! some — so the check a chapter relies on, `--expect-no-loss`, can fail, and does
-//! when the cluster loses writes. Each run's result is read back from its JSON file.
+//! when the cluster loses writes. Each run's result is read back from its JSON file; a
+//! `--seed` draws the fault's delay it says.
 
 mod common;
 
@@ -68,16 +69,23 @@ async fn sync_loses_nothing_and_the_async_double_fault_fails_the_no_loss_check()
             lost,
             promoted_s,
             rerouted_s,
-            rto_ms,
+            rto_s,
+            write_gap_s,
+            fault_s,
             on,
             ..
         } => {
             assert!(*acknowledged > 0, "the writer wrote nothing");
             assert_eq!(*lost, 0);
             assert_eq!(on, "postgres-sync-standby");
-            // The procedure ran in order, and the outage was seen by the writer.
+            // The procedure ran in order, and the outage was seen by the writer: the
+            // first write after the fault came once pgbouncer was re-routed.
             assert!(promoted_s.unwrap() < rerouted_s.unwrap());
-            assert!(*rto_ms > 0.0);
+            let rto_s = rto_s.expect("a write was acknowledged after the fault");
+            assert!(rto_s >= rerouted_s.unwrap(), "{rto_s} < {rerouted_s:?}");
+            assert!(*write_gap_s > 0.0);
+            // The fault fell in its window after the writer's first acknowledged writes.
+            assert!(*fault_s > 1.5, "{fault_s}");
         }
         other => panic!("the run was not verified: {other:?}"),
     }
@@ -107,6 +115,35 @@ async fn sync_loses_nothing_and_the_async_double_fault_fails_the_no_loss_check()
     assert_eq!(report.unverified(), 0, "{stdout}");
     assert_eq!(report.runs_with_loss(), 1, "{stdout}");
     assert!(stdout.contains("runs_with_loss: 1\n"), "{stdout}");
+
+    // The seed repeats the fault times: the same seed, the same delays.
+    let seeded = result("seeded.json");
+    let (code, _) = chaos(
+        &cluster,
+        &[
+            "--mode",
+            "async",
+            "--runs",
+            "1",
+            "--seed",
+            "7",
+            "--dir",
+            &result("seeded"),
+            "--out",
+            &seeded,
+        ],
+    );
+    assert_eq!(code, 0);
+    let delay = |path: &str| match &ChaosReport::read(std::path::Path::new(path)).unwrap().runs[0]
+        .outcome
+    {
+        RunOutcome::Verified { fault_delay_s, .. } => *fault_delay_s,
+        other => panic!("the run was not verified: {other:?}"),
+    };
+    assert_eq!(
+        delay(&seeded),
+        runner::chaos::fault_delay(7, 1).as_secs_f64()
+    );
 
     // Side by side, from the two result files.
     let (code, stdout) = chaos(

@@ -1,23 +1,38 @@
 //! The Patroni modes: the fault is the runner's, the failover Patroni's.
 //!
 //! Chapter 6's cluster (three etcd members, three Patroni nodes, HAProxy routing writes
-//! to the leader by Patroni's REST health) with chapter 6's tuned timers (`ttl 10`,
-//! raised by Patroni 4 to its 20 s minimum lease, `loop_wait 2`, `retry_timeout 4`). The
-//! writer goes through HAProxy; the runner only injects the fault, waits for Patroni's
-//! new leader and fences a paused old one.
+//! to the leader by Patroni's REST health) in exactly the state chapter 6's "The same
+//! crash, with tuned timers" measures: Patroni's `ttl 10` (raised by Patroni 4 to its
+//! 20 s minimum lease), `loop_wait 2`, `retry_timeout 4`, and HAProxy's checks `inter 1s
+//! fall 2 rise 1` (the chapter's `sed` on `/etc/haproxy/haproxy.cfg`, reloaded with
+//! SIGUSR2). Both are read back after every reset and reported. The writer goes
+//! through HAProxy; the runner only injects the fault and times Patroni's failover as
+//! chapter 6 does: the leader lock taken by a replica, its PostgreSQL promoted, HAProxy
+//! sending writes to it.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bollard::query_parameters::KillContainerOptions;
 
 use super::{ActionTimes, ChaosObserver, Mode, STEP_TIMEOUT, Topology, fault, since};
 use crate::chaos::Fault;
 use crate::cluster::images::BaseWay;
 use crate::cluster::topology::Service;
-use crate::cluster::{Cluster, patroni};
+use crate::cluster::{Cluster, patroni, pg};
 
 /// How long Patroni may take to elect a new leader (lease 20 s + loops + promotion).
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// HAProxy's health checks as the image ships them, and as chapter 6 tunes them.
+const HAPROXY_DEFAULT_CHECKS: &str = "inter 3s fall 3 rise 2";
+/// See [`HAPROXY_DEFAULT_CHECKS`].
+pub const HAPROXY_TUNED_CHECKS: &str = "inter 1s fall 2 rise 1";
+/// HAProxy's configuration file in its container.
+const HAPROXY_CFG: &str = "/etc/haproxy/haproxy.cfg";
+
+/// Chapter 6's tuned Patroni timers, as `patronictl edit-config --set` takes them.
+const TUNED_TIMERS: [(&str, &str); 3] = [("ttl", "10"), ("loop_wait", "2"), ("retry_timeout", "4")];
 
 /// The running leader's service.
 pub async fn leader(cluster: &Cluster) -> Result<&'static str> {
@@ -26,8 +41,9 @@ pub async fn leader(cluster: &Cluster) -> Result<&'static str> {
         .context("Patroni reports no running leader")
 }
 
-/// The Patroni cluster up, every member streaming, the mode's `synchronous_mode` in
-/// force.
+/// The Patroni cluster up, every member streaming, chapter 6's tuned timers and HAProxy
+/// checks in force (read back into the topology's conditions), the mode's
+/// `synchronous_mode` set.
 pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Topology> {
     let services = patroni::services();
     fault::kill_paused(cluster, &services).await?;
@@ -35,23 +51,13 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
     patroni::wait_ready(cluster, patroni::READY_TIMEOUT).await?;
     let leader = leader(cluster).await?;
     let sync = if mode.synchronous() { "true" } else { "false" };
-    patronictl(
-        cluster,
-        leader,
-        &[
-            "edit-config",
-            "--force",
-            "--set",
-            "ttl=10",
-            "--set",
-            "loop_wait=2",
-            "--set",
-            "retry_timeout=4",
-            "--set",
-            &format!("synchronous_mode={sync}"),
-        ],
-    )
-    .await?;
+    let mut args = vec!["edit-config".to_string(), "--force".to_string()];
+    for (key, value) in TUNED_TIMERS {
+        args.extend(["--set".to_string(), format!("{key}={value}")]);
+    }
+    args.extend(["--set".to_string(), format!("synchronous_mode={sync}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    patronictl(cluster, leader, &args).await?;
     // Wait until Patroni applied it: a synchronous standby named, or none.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -67,23 +73,114 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let mut conditions = timers_in_force(cluster, leader).await?;
+    conditions.push((
+        "haproxy_checks",
+        tune_haproxy(cluster, leader).await?.to_string(),
+    ));
     Ok(Topology {
         primary: leader,
         standby: None,
         entry: Service::Haproxy.name(),
+        conditions,
     })
 }
 
-/// Injects `fault` on the leader and waits for Patroni's new leader; the times are
-/// seconds after `fault_at`.
+/// Patroni's timers as `patronictl show-config` prints them, each required to be
+/// chapter 6's tuned value.
+async fn timers_in_force(cluster: &Cluster, leader: &str) -> Result<Vec<(&'static str, String)>> {
+    let config = patronictl(cluster, leader, &["show-config"]).await?;
+    let mut found = Vec::new();
+    for (key, want) in TUNED_TIMERS {
+        let value = config
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")))
+            .map(|v| v.trim().to_string())
+            .with_context(|| format!("patronictl show-config has no {key}:\n{config}"))?;
+        if value != want {
+            bail!("Patroni's {key} is {value}, not chapter 6's {want}");
+        }
+        let name = match key {
+            "ttl" => "patroni_ttl",
+            "loop_wait" => "patroni_loop_wait",
+            _ => "patroni_retry_timeout",
+        };
+        found.push((name, value));
+    }
+    Ok(found)
+}
+
+/// Chapter 6's HAProxy edit: its checks `inter 1s fall 2 rise 1`, reloaded with SIGUSR2
+/// when the file changed, then waited for until the `primary` backend has one server
+/// up, the leader. Returns the checks found in the file.
+async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<&'static str> {
+    let haproxy = Service::Haproxy.name();
+    let script = format!(
+        "if grep -q '{HAPROXY_DEFAULT_CHECKS}' {HAPROXY_CFG}; then \
+           sed -i 's/{HAPROXY_DEFAULT_CHECKS}/{HAPROXY_TUNED_CHECKS}/' {HAPROXY_CFG} && echo changed; fi; \
+         grep -c '{HAPROXY_TUNED_CHECKS}' {HAPROXY_CFG}"
+    );
+    let out = exec(cluster, haproxy, &["sh", "-c", &script]).await?;
+    if out.lines().next() == Some("changed") {
+        bounded_docker(
+            "reloading HAProxy (SIGUSR2)",
+            cluster.docker.client().kill_container(
+                &container_id(cluster, haproxy).await?,
+                Some(KillContainerOptions {
+                    signal: "SIGUSR2".into(),
+                }),
+            ),
+        )
+        .await?;
+    }
+    if out.lines().last().unwrap_or("0").trim() == "0" {
+        bail!("{HAPROXY_CFG} has no '{HAPROXY_TUNED_CHECKS}' after the edit:\n{out}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stat = exec(
+            cluster,
+            haproxy,
+            &[
+                "sh",
+                "-c",
+                "echo 'show stat' | socat stdio /run/haproxy/admin.sock",
+            ],
+        )
+        .await?;
+        let up: Vec<&str> = stat
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split(',').collect();
+                (cells.first() == Some(&"primary")
+                    && cells.get(1).is_some_and(|s| s.starts_with("patroni"))
+                    && cells.get(17) == Some(&"UP"))
+                .then(|| cells[1])
+            })
+            .collect();
+        if up == [leader] {
+            return Ok(HAPROXY_TUNED_CHECKS);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "HAProxy's primary backend has {up:?} up, not only {leader}, 30 s after its reload"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Injects `fault` on the leader and times Patroni's failover as chapter 6 does; returns
+/// the moment the fault was in force and the times after it: `detected_s` a replica
+/// holds the leader lock, `promoted_s` its PostgreSQL left recovery, `rerouted_s`
+/// HAProxy's `primary` backend sends writes to it.
 pub async fn fail_over(
     cluster: &Cluster,
     fault: Fault,
     topology: &Topology,
-    fault_at: Instant,
     observer: &dyn ChaosObserver,
     run: usize,
-) -> Result<ActionTimes> {
+) -> Result<(Instant, ActionTimes)> {
     let old = topology.primary;
     // The double fault stops a replica first: the synchronous one when there is one.
     let standby = if fault == Fault::StandbyThenPrimary {
@@ -99,29 +196,109 @@ pub async fn fail_over(
     } else {
         None
     };
-    fault::inject(cluster, fault, old, standby).await?;
-    observer.step(run, "Patroni elects");
-    let deadline = Instant::now() + ELECTION_TIMEOUT;
-    loop {
-        if let Ok(new) = leader(cluster).await
-            && new != old
-        {
-            break;
-        }
+    let fault_at = fault::inject(cluster, fault, old, standby).await?;
+    let deadline = fault_at + ELECTION_TIMEOUT;
+    let past = |what: &str| -> Result<()> {
         if Instant::now() >= deadline {
-            bail!("no new leader within {ELECTION_TIMEOUT:?} of the fault");
+            bail!("{what}: not within {ELECTION_TIMEOUT:?} of the fault");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let times = ActionTimes {
-        promoted_s: Some(since(fault_at)),
+        Ok(())
+    };
+    observer.step(run, "Patroni: leader lock");
+    let new = loop {
+        if let Ok(members) = patroni::members(&cluster.settings).await
+            && let Some(m) = members.iter().find(|m| m.role == "leader" && m.name != old)
+            && let Some((node, _)) = patroni::NODES.iter().find(|(n, _)| *n == m.name)
+        {
+            break *node;
+        }
+        past("a replica taking the leader lock")?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut times = ActionTimes {
+        detected_s: Some(since(fault_at)),
         ..ActionTimes::default()
     };
     if fault == Fault::Pause {
         observer.step(run, "fence");
-        fault::kill(cluster, old).await?;
+        fault::fence(cluster, old).await?;
     }
-    Ok(times)
+    observer.step(run, "Patroni: promotion");
+    // One connection, kept: a loaded machine can take longer than the poll's interval
+    // to open one, and the question is only when recovery ends.
+    let mut client = None;
+    loop {
+        if client.is_none() {
+            client = pg::connect(&cluster.settings, new, "postgres").await.ok();
+        }
+        if let Some(c) = &client {
+            match tokio::time::timeout(
+                Duration::from_secs(2),
+                pg::scalar(c, "SELECT NOT pg_is_in_recovery()"),
+            )
+            .await
+            {
+                Ok(Ok(Some(v))) if v == "t" => break,
+                Ok(Ok(_)) => {}
+                _ => client = None,
+            }
+        }
+        past("the new leader's promotion")?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    times.promoted_s = Some(since(fault_at));
+    observer.step(run, "HAProxy");
+    loop {
+        if let Ok(Some(up)) =
+            patroni::haproxy_primary(&cluster.settings, Duration::from_secs(1)).await
+            && up == new
+        {
+            break;
+        }
+        past("HAProxy sending writes to the new leader")?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    times.rerouted_s = Some(since(fault_at));
+    Ok((fault_at, times))
+}
+
+/// Runs `cmd` in `service`'s container within [`STEP_TIMEOUT`]; its standard output,
+/// or an error with what it printed.
+async fn exec(cluster: &Cluster, service: &str, cmd: &[&str]) -> Result<String> {
+    let out = cluster
+        .docker
+        .exec_bounded(cluster.settings.project(), service, STEP_TIMEOUT, cmd, None)
+        .await
+        .with_context(|| format!("{} in {service}", cmd.join(" ")))?;
+    if out.exit_code != Some(0) {
+        bail!(
+            "{} in {service} failed: {}",
+            cmd.join(" "),
+            out.output.trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// The id of `service`'s container.
+async fn container_id(cluster: &Cluster, service: &str) -> Result<String> {
+    cluster
+        .docker
+        .container(cluster.settings.project(), service)
+        .await?
+        .and_then(|c| c.id)
+        .with_context(|| format!("service {service} has no container"))
+}
+
+/// Awaits a Docker call for at most [`STEP_TIMEOUT`].
+async fn bounded_docker<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T> {
+    tokio::time::timeout(STEP_TIMEOUT, call)
+        .await
+        .with_context(|| format!("{what}: no answer from Docker within {STEP_TIMEOUT:?}"))?
+        .with_context(|| what.to_string())
 }
 
 /// The `patronictl` call that sets the cluster-wide configuration.

@@ -19,21 +19,20 @@ use crate::cluster::pg;
 /// How long the probe waits for the primary's answer before it calls it down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Injects `fault` on the cluster of `topology` and fails it over by hand; the times
-/// are seconds after `fault_at`.
+/// Injects `fault` on the cluster of `topology` and fails it over by hand; returns the
+/// moment the primary's fault was in force and the steps' times, seconds after it.
 pub async fn fail_over(
     cluster: &Cluster,
     fault: Fault,
     topology: &Topology,
-    fault_at: Instant,
     observer: &dyn ChaosObserver,
     run: usize,
-) -> Result<ActionTimes> {
+) -> Result<(Instant, ActionTimes)> {
     let primary = topology.primary;
     let standby = topology
         .standby
         .context("the manual failover needs a standby")?;
-    fault::inject(cluster, fault, primary, Some(standby)).await?;
+    let fault_at = fault::inject(cluster, fault, primary, Some(standby)).await?;
 
     observer.step(run, "detect");
     wait_down(cluster, primary).await?;
@@ -42,9 +41,10 @@ pub async fn fail_over(
         ..ActionTimes::default()
     };
     if fault == Fault::Pause {
-        // STONITH: a hung primary may wake up; it must not come back as a primary.
+        // STONITH: a hung primary may wake up; it must not come back as a primary, nor
+        // answer anyone while it is killed.
         observer.step(run, "fence");
-        fault::kill(cluster, primary).await?;
+        fault::fence(cluster, primary).await?;
     }
     if fault == Fault::StandbyThenPrimary {
         // The standby holds every write the primary acknowledged before it went: bring
@@ -61,7 +61,7 @@ pub async fn fail_over(
     observer.step(run, "re-route");
     reroute(cluster, standby).await?;
     times.rerouted_s = Some(since(fault_at));
-    Ok(times)
+    Ok((fault_at, times))
 }
 
 /// Whether `service` answers `SELECT 1` within [`PROBE_TIMEOUT`].

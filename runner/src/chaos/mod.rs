@@ -18,15 +18,20 @@
 //! 2. **writer**: the course's load writer ([`crate::load`]) in this process, through
 //!    pgbouncer (HAProxy for Patroni), every attempted and acknowledged op id in the
 //!    run's ledger;
-//! 3. **fault** (`fault.rs`): SIGKILL of the primary, a paused (hung) primary, or the
-//!    synchronous standby stopped first and the primary killed two seconds later;
+//! 3. **fault** (`fault.rs`), at a random moment ([`FAULT_WINDOW`] after the writer's
+//!    first acknowledged writes, drawn from `--seed`): SIGKILL of the primary, a paused
+//!    (hung) primary, or the synchronous standby stopped first and the primary killed
+//!    two seconds later;
 //! 4. **recover**: by hand for the manual modes (`manual.rs`, chapter 4's procedure as
 //!    library calls: detect, fence, promote, re-route pgbouncer), by Patroni itself for
 //!    the others (`automatic.rs`: wait for a new leader);
 //! 5. **verify**: once writes resumed on the new primary the writer stops and the
 //!    ledger is checked id by id on it ([`crate::verify`]): acknowledged, lost,
-//!    recovered, unexpected, and the longest time without an acknowledged write — the
-//!    RTO as the clients lived it.
+//!    recovered, unexpected; the **RTO**, the course's one definition (chapters 4 and 6
+//!    measure it the same way): from the fault — the moment Docker reports the primary
+//!    killed or frozen — to the first acknowledged write after it; the writer's longest
+//!    time without an acknowledged write, `write_gap_s`, beside it; the commits whose
+//!    SyncRep wait the writer cancelled (`syncrep_cancelled`).
 //!
 //! Every step is bounded (`STEP_TIMEOUT` and the waits' own bounds). A run that fails
 //! before it can verify is reported as *unverified* with the reason — never as 0 lost —
@@ -44,7 +49,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -58,8 +63,10 @@ pub use report::{
 
 /// The bound on one step of a run (a fault, a promotion, a re-routing).
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the writer runs before the fault.
-const WARMUP: Duration = Duration::from_secs(2);
+/// When the fault falls: uniformly within this window after the writer first reported
+/// acknowledged writes, so that it lands at any point of a transaction's life.
+pub const FAULT_WINDOW: (Duration, Duration) =
+    (Duration::from_millis(1500), Duration::from_millis(2500));
 /// How long the writer goes on once writes resumed on the new primary.
 const AFTER_RESUME: Duration = Duration::from_secs(1);
 
@@ -186,6 +193,20 @@ pub struct ChaosConfig {
     pub workers: usize,
     /// Where the runs' ledgers go (`run-01.ledger`, …); created if missing.
     pub dir: PathBuf,
+    /// Seeds the fault times: the same seed draws the same delays.
+    pub seed: u64,
+}
+
+/// The fault's delay of run `run` (1-based) in [`FAULT_WINDOW`], drawn from `seed`
+/// (splitmix64 of seed and run: runs differ, a seed repeats).
+pub fn fault_delay(seed: u64, run: usize) -> Duration {
+    let mut z = seed.wrapping_add((run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+    let (lo, hi) = FAULT_WINDOW;
+    lo + (hi - lo).mul_f64(unit)
 }
 
 /// What [`run`] tells its front end as it goes.
@@ -246,8 +267,17 @@ async fn one_run(
     let ledger = config.dir.join(format!("run-{number:02}.ledger"));
     let outcome = failover_under_load(cluster, config, number, &topology, &ledger, observer).await;
     let run_s = run_started.elapsed().as_secs_f64();
+    let conditions = topology
+        .conditions
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect();
     match outcome {
-        Ok((times, report)) => RunResult::verified(number, reset_s, run_s, times, &report),
+        Ok((times, measured, report)) => {
+            let mut result = RunResult::verified(number, reset_s, run_s, times, measured, &report);
+            result.conditions = conditions;
+            result
+        }
         Err(err) => RunResult::unverified(number, reset_s, run_s, format!("{err:#}")),
     }
 }
@@ -262,19 +292,71 @@ pub(crate) struct Topology {
     pub standby: Option<&'static str>,
     /// The service the writer connects to.
     pub entry: &'static str,
+    /// The settings the reset put in force and read back (name, value), reported with
+    /// the run: what its numbers were measured under.
+    pub conditions: Vec<(&'static str, String)>,
 }
 
 /// When each step of the failover completed, in seconds after the fault.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ActionTimes {
-    /// The old primary seen down (the operator's probe, or Patroni's new leader).
+    /// The old primary seen down: the operator's probe; for Patroni, a replica took the
+    /// leader lock.
     pub detected_s: Option<f64>,
-    /// The new primary accepts writes.
+    /// The new primary accepts writes (`pg_promote` returned; for Patroni, its
+    /// PostgreSQL left recovery).
     pub promoted_s: Option<f64>,
     /// The entry point (pgbouncer, HAProxy) sends writes to it.
     pub rerouted_s: Option<f64>,
-    /// The first acknowledged write after the fault — as the ledger's longest gap ends.
-    pub first_write_s: Option<f64>,
+}
+
+/// What the run's ledger says about the fault.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    /// The fault's time on the writer's clock (seconds since its start).
+    pub fault_s: f64,
+    /// The delay drawn for it, after the writer's first report of acknowledged writes.
+    pub fault_delay_s: f64,
+    /// The RTO: seconds from the fault to the first acknowledged write after it (`None`:
+    /// no write was acknowledged after it).
+    pub rto_s: Option<f64>,
+    /// Writes acknowledged before the fault.
+    pub acked_before_fault: usize,
+    /// Commits whose SyncRep wait the writer cancelled at its commit bound: committed
+    /// locally, answered with a WARNING, not counted as acknowledged.
+    pub syncrep_cancelled: usize,
+}
+
+impl Measured {
+    /// The figures of `ledger` for a fault at `fault_s` on its clock.
+    pub fn of(ledger: &load::Ledger, fault_s: f64, fault_delay_s: f64) -> Measured {
+        let mut acks: Vec<f64> = ledger
+            .ops
+            .values()
+            .filter_map(|r| r.acked_at())
+            .map(|t| t.as_secs_f64())
+            .collect();
+        acks.sort_by(f64::total_cmp);
+        let acked_before_fault = acks.iter().filter(|t| **t <= fault_s).count();
+        let rto_s = acks.iter().find(|t| **t > fault_s).map(|t| t - fault_s);
+        let syncrep_cancelled = ledger
+            .ops
+            .values()
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    Some(load::Outcome::Fail(_, load::ErrorClass::SyncRepCancelled))
+                )
+            })
+            .count();
+        Measured {
+            fault_s,
+            fault_delay_s,
+            rto_s,
+            acked_before_fault,
+            syncrep_cancelled,
+        }
+    }
 }
 
 /// The writer's acknowledged transactions, from its once-a-second live line: the
@@ -295,6 +377,18 @@ impl LoadObserver for AckCounter {
 }
 
 impl AckCounter {
+    /// Waits until the writer reports its first acknowledged writes, for at most `bound`.
+    async fn wait_first_ack(&self, bound: Duration) -> Result<()> {
+        let deadline = Instant::now() + bound;
+        while self.latest().1 == 0 {
+            if Instant::now() >= deadline {
+                anyhow::bail!("before the fault: no acknowledged write within {bound:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     fn latest(&self) -> (Duration, u64) {
         *self
             .latest
@@ -334,13 +428,14 @@ async fn failover_under_load(
     topology: &Topology,
     ledger: &Path,
     observer: &dyn ChaosObserver,
-) -> Result<(ActionTimes, VerifyReport)> {
+) -> Result<(ActionTimes, Measured, VerifyReport)> {
     let settings = &cluster.settings;
     let load_config = LoadConfig {
         workers: config.workers,
         ledger: Some(ledger.to_path_buf()),
-        // A commit waiting for a standby that is gone is cancelled at this bound (and
-        // counted as syncrep_cancelled: committed locally, never acknowledged).
+        // A commit waiting for a standby that is gone is cancelled at this bound: the
+        // server answers COMMIT with a WARNING (committed locally, maybe not
+        // replicated), which the writer counts as syncrep_cancelled, not acknowledged.
         commit_timeout: Some(Duration::from_secs(3)),
         connect_timeout: Duration::from_secs(2),
         ..LoadConfig::new(settings.conninfo(topology.entry, "db")?, topology.entry)
@@ -350,19 +445,17 @@ async fn failover_under_load(
     // never early.
     let writer_started = Instant::now();
     let writer = Writer::start(load_config, acks.clone());
+    let delay = fault_delay(config.seed, number);
 
     let procedure = async {
         observer.step(number, "writer");
-        acks.wait_ack_after(Duration::ZERO, Duration::from_secs(15), "before the fault")
-            .await?;
-        tokio::time::sleep(WARMUP).await;
+        acks.wait_first_ack(Duration::from_secs(15)).await?;
+        tokio::time::sleep(delay).await;
         observer.step(number, &format!("fault: {}", config.fault));
-        let fault_at = Instant::now();
-        let times = if config.mode.automatic() {
-            automatic::fail_over(cluster, config.fault, topology, fault_at, observer, number)
-                .await?
+        let (fault_at, times) = if config.mode.automatic() {
+            automatic::fail_over(cluster, config.fault, topology, observer, number).await?
         } else {
-            manual::fail_over(cluster, config.fault, topology, fault_at, observer, number).await?
+            manual::fail_over(cluster, config.fault, topology, observer, number).await?
         };
         observer.step(number, "writes resuming");
         acks.wait_ack_after(
@@ -376,7 +469,7 @@ async fn failover_under_load(
     };
     let outcome = procedure.await;
     let summary = writer.stop().await;
-    let (mut times, fault_at) = outcome?;
+    let (times, fault_at) = outcome?;
     summary?;
 
     observer.step(number, "verify");
@@ -392,16 +485,15 @@ async fn failover_under_load(
         Duration::from_secs(30),
     )
     .await?;
-    // The longest gap ends with the first acknowledged write on the new primary: its
-    // time after the fault, on the ledger's clock (seconds since the writer started).
-    let ledger_start = report.started_at;
-    let gap = &report.longest_gap;
-    if gap.closed {
-        let fault_epoch = fault_wall_clock(fault_at);
-        let end_epoch = ledger_start.timestamp_micros() as f64 / 1e6 + gap.end.as_secs_f64();
-        times.first_write_s = Some(end_epoch - fault_epoch);
+    // The fault on the ledger's clock (seconds since the writer started).
+    let parsed = load::Ledger::read(ledger)?;
+    let start_epoch = parsed.header.start.timestamp_micros() as f64 / 1e6;
+    let fault_s = fault_wall_clock(fault_at) - start_epoch;
+    let measured = Measured::of(&parsed, fault_s, delay.as_secs_f64());
+    if measured.acked_before_fault == 0 {
+        bail!("no write was acknowledged before the fault: the run measured nothing");
     }
-    Ok((times, report))
+    Ok((times, measured, report))
 }
 
 /// The writer of one run: stopped by [`Writer::stop`], aborted when dropped (a run

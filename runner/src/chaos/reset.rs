@@ -101,5 +101,6 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
         primary,
         standby: Some(standby),
         entry,
+        conditions: vec![("pgbouncer_server_login_retry", "1".into())],
     })
 }

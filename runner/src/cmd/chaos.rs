@@ -18,7 +18,8 @@ use runner::verify::Expectation;
 
 use super::load::shutdown_signal;
 
-/// Repeat a failover and report the distributions of lost writes and RTO.
+/// Repeat a failover and report the distributions of lost writes and RTO (fault to the
+/// first acknowledged write after it).
 #[derive(Debug, clap::Args)]
 pub struct ChaosArgs {
     /// async or sync (the chapter-4 cluster, failed over by hand), patroni-async or
@@ -48,13 +49,19 @@ pub struct ChaosArgs {
     /// Exit 1 unless every run was verified and at least one lost acknowledged writes.
     #[arg(long)]
     expect_loss: bool,
+    /// Seeds the fault times (uniform in 1.5–2.5 s after the writer's first
+    /// acknowledged writes): the same seed repeats them. Default: drawn from the clock,
+    /// and printed (`seed:`).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Each run's steps on stderr as they happen.
     #[arg(long, short)]
     verbose: bool,
     /// Read result files and lay them side by side (no cluster needed).
     #[arg(long, num_args = 1.., value_name = "RESULT", conflicts_with = "mode")]
     compare: Vec<PathBuf>,
-    /// With --compare: the per-run figure, rto_s or lost.
+    /// With --compare: the per-run figure — rto_s, write_gap_s, lost, lost_per_10k,
+    /// syncrep_cancelled, rerouted_s or fault_s.
     #[arg(long, default_value = "rto_s", requires = "compare")]
     column: chaos::Column,
 }
@@ -100,6 +107,11 @@ pub async fn run(settings: &Settings, args: ChaosArgs) -> Result<ExitCode> {
         runs: usize::from(args.runs),
         workers: args.workers,
         dir: args.dir.unwrap_or_else(|| PathBuf::from(&stem)),
+        seed: args.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        }),
     };
     let out = args
         .out
