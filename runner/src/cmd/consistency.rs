@@ -18,7 +18,7 @@ use runner::cluster::settings::Settings;
 use runner::cluster::topology::Service;
 use runner::consistency::probe::{self, MonotonicFix, Node, RywFix};
 use runner::consistency::{Anomalies, FinalState, History, check, keys_seen};
-use runner::load::{self, Ledger};
+use runner::load::{self, ErrorClass, Ledger, Outcome};
 
 /// Probe read-after-write, monotonic reads and vanished reads; count the anomalies.
 #[derive(Debug, clap::Args)]
@@ -99,8 +99,8 @@ struct MonotonicArgs {
     /// The pause between reads.
     #[arg(long, default_value = "100ms", value_parser = load::parse_duration)]
     interval: Duration,
-    /// none, sticky (every read on the first node) or track-lsn (refuse a node behind
-    /// the highest replay LSN the session has seen).
+    /// none, sticky (every read on the first node, on the next when it fails) or
+    /// track-lsn (refuse a node behind the highest replay LSN the session has seen).
     #[arg(long, value_enum, default_value_t = MonotonicFix::None)]
     fix: MonotonicFix,
     /// How long one read may wait for a node to catch up (track-lsn).
@@ -133,7 +133,8 @@ struct CheckArgs {
     /// The node that survived: rows some read returned must be on it (phantom-then-lost).
     #[arg(long, value_enum)]
     on: Option<Service>,
-    /// A `runner load` ledger: which of the vanished rows had been acknowledged.
+    /// A `runner load` ledger: which of the vanished rows had been acknowledged, with or
+    /// without the SyncRep WARNING.
     #[arg(long, requires = "on")]
     ledger: Option<PathBuf>,
     #[command(flatten)]
@@ -213,8 +214,8 @@ async fn survivor(
         })?);
     }
     let present = probe::present_ops(node, &ops).await?;
-    let acknowledged = match ledger {
-        None => None,
+    let (acknowledged, warned) = match ledger {
+        None => (None, BTreeSet::new()),
         Some(path) => {
             let ledger = Ledger::read(path)?;
             let acked: BTreeSet<String> = ledger
@@ -223,7 +224,20 @@ async fn survivor(
                 .filter(|(_, r)| r.acked_at().is_some())
                 .map(|(id, _)| id.to_string())
                 .collect();
-            Some(acked)
+            // A cancelled SyncRep wait: the server answered the commit with a WARNING
+            // that it committed locally but might not have been replicated.
+            let warned: BTreeSet<String> = ledger
+                .ops
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(
+                        &r.outcome,
+                        Some(Outcome::Fail(_, ErrorClass::SyncRepCancelled))
+                    )
+                })
+                .map(|(id, _)| id.to_string())
+                .collect();
+            (Some(acked), warned)
         }
     };
     Ok(FinalState {
@@ -233,6 +247,7 @@ async fn survivor(
             .map(|op| (op.to_string(), 1))
             .collect::<BTreeMap<_, _>>(),
         acknowledged,
+        warned,
     })
 }
 

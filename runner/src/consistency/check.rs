@@ -13,7 +13,9 @@
 //! - **phantom-then-lost**: some read returned a version of a key that the node which
 //!   survived (the one checked at the end) does not have: the data was *seen* and then
 //!   vanished. When the writer's acknowledgements are known, each such key is also
-//!   sorted by whether its write had been acknowledged.
+//!   sorted by how its commit was answered: acknowledged, acknowledged with a WARNING
+//!   (a cancelled SyncRep wait: PostgreSQL answers the commit as committed, and warns
+//!   that it might not have been replicated), or not at all.
 //!
 //! Versions only grow for a key, and "no row" is older than any version.
 
@@ -70,6 +72,10 @@ pub struct PhantomLost {
     pub survived: Option<i64>,
     /// Whether the write was acknowledged to its writer (`None`: not known).
     pub acknowledged: Option<bool>,
+    /// Whether its commit was answered with the "canceling wait for synchronous
+    /// replication" WARNING: committed, as far as the client was told, but not confirmed
+    /// by the synchronous standby.
+    pub warned: bool,
 }
 
 /// What a node holds at the end, for the phantom-then-lost check.
@@ -82,6 +88,9 @@ pub struct FinalState {
     pub versions: BTreeMap<String, i64>,
     /// The keys whose writes were acknowledged to the writer, when a ledger says so.
     pub acknowledged: Option<BTreeSet<String>>,
+    /// The keys whose commits were answered with a WARNING that the wait for
+    /// synchronous replication was cancelled (the ledger's `syncrep_cancelled`).
+    pub warned: BTreeSet<String>,
 }
 
 /// The anomalies of a history.
@@ -170,6 +179,7 @@ pub fn check(history: &History, survivor: Option<&FinalState>) -> Anomalies {
                 .find(|r| r.key == key && r.version == Some(version));
             lost.push(PhantomLost {
                 acknowledged: survivor.acknowledged.as_ref().map(|a| a.contains(&key)),
+                warned: survivor.warned.contains(&key),
                 seen_on: first.map(|r| r.node.clone()).unwrap_or_default(),
                 seen_by: first.map(|r| r.session.clone()).unwrap_or_default(),
                 key,
@@ -249,11 +259,16 @@ impl Anomalies {
             line("phantom_lost", lost.len().to_string());
             let unacked = lost
                 .iter()
-                .filter(|p| p.acknowledged == Some(false))
+                .filter(|p| p.acknowledged == Some(false) && !p.warned)
                 .count();
             let acked = lost.iter().filter(|p| p.acknowledged == Some(true)).count();
+            let warned = lost
+                .iter()
+                .filter(|p| p.acknowledged == Some(false) && p.warned)
+                .count();
             if lost.iter().any(|p| p.acknowledged.is_some()) {
                 line("phantom_lost_acknowledged", acked.to_string());
+                line("phantom_lost_acknowledged_with_warning", warned.to_string());
                 line("phantom_lost_unacknowledged", unacked.to_string());
             }
         }
@@ -293,10 +308,12 @@ impl Anomalies {
                 p.seen,
                 p.seen_on,
                 version(p.survived),
-                match p.acknowledged {
-                    Some(true) => " (its write was acknowledged)",
-                    Some(false) => " (its write was never acknowledged)",
-                    None => "",
+                match (p.acknowledged, p.warned) {
+                    (Some(true), _) => " (its write was acknowledged)",
+                    (Some(false), true) =>
+                        " (its commit was acknowledged with a WARNING: not confirmed by the synchronous standby)",
+                    (Some(false), false) => " (its write was never acknowledged)",
+                    (None, _) => "",
                 }
             ));
         }
@@ -447,6 +464,7 @@ mod tests {
             node: "standby".into(),
             versions: BTreeMap::from([("8".into(), 1), ("11".into(), 2)]),
             acknowledged: Some(BTreeSet::from(["8".to_string(), "9".to_string()])),
+            warned: BTreeSet::from(["7".to_string()]),
         };
         let a = check(&h, Some(&survivor));
         let lost: Vec<(&str, Option<i64>, Option<bool>)> = a
@@ -469,7 +487,15 @@ mod tests {
         let kv = a.key_values();
         assert!(kv.contains("phantom_lost: 3\n"), "{kv}");
         assert!(kv.contains("phantom_lost_acknowledged: 1\n"), "{kv}");
-        assert!(a.examples(5).contains("never acknowledged"));
+        // 7's commit was answered with the SyncRep WARNING; 11's not at all.
+        assert!(
+            kv.contains("phantom_lost_acknowledged_with_warning: 1\n"),
+            "{kv}"
+        );
+        assert!(kv.contains("phantom_lost_unacknowledged: 1\n"), "{kv}");
+        let examples = a.examples(5);
+        assert!(examples.contains("never acknowledged"), "{examples}");
+        assert!(examples.contains("with a WARNING"), "{examples}");
     }
 
     #[test]
@@ -483,6 +509,7 @@ mod tests {
             node: "sync".into(),
             versions: BTreeMap::from([("a".into(), 1)]),
             acknowledged: None,
+            warned: BTreeSet::new(),
         };
         let a = check(&h, Some(&survivor));
         assert_eq!(a.reads_after_own_write, 2);

@@ -317,6 +317,14 @@ impl LogWriter {
         (&self.file).write_all(buf.as_bytes())
     }
 
+    /// Records a comment line (`# text`, one line): what the probe did and why, for a
+    /// reader of the log; the checker skips it.
+    pub fn note(&self, text: &str) -> Result<()> {
+        let text = text.replace('\n', " ");
+        self.line(&format!("# {text}"))
+            .context("writing the reader log")
+    }
+
     /// Records an event.
     pub fn event(&self, event: &Event) -> Result<()> {
         self.line(&format_event(event))

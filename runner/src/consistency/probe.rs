@@ -12,8 +12,9 @@
 //!   until the standby's `pg_last_wal_replay_lsn()` passes an LSN taken after the
 //!   commit;
 //! - [`monotonic`]: read `max(rental_id)` from several standbys in turn; optionally
-//!   sticking to one, or refusing a node that has not replayed as far as the session
-//!   has already seen;
+//!   sticking to one (and moving to the next only when it fails, as a load balancer
+//!   does), or refusing a node that has not replayed as far as the session has
+//!   already seen;
 //! - [`watch`]: read the rows of a `runner load` run as they appear on a node.
 
 use std::collections::BTreeSet;
@@ -290,7 +291,8 @@ async fn wait_for_replay(reader: &Conn, lsn: &str, bound: Duration) -> Result<Du
 pub enum MonotonicFix {
     /// Nothing: read the nodes in turn.
     None,
-    /// Session stickiness: every read of the session on the first node.
+    /// Session stickiness: every read of the session on the first node, until it
+    /// fails; then on the next.
     Sticky,
     /// Remember the highest replay LSN seen; refuse a node that is behind it.
     TrackLsn,
@@ -335,13 +337,15 @@ pub async fn monotonic(config: &MonotonicConfig) -> Result<()> {
     )?;
     let start = Instant::now();
     let mut highest: u64 = 0;
+    // The node a sticky session reads on; it moves on only when that node fails.
+    let mut stuck_to = 0;
     let read_sql = format!("SELECT max(rental_id), {NODE_LSN} FROM rental");
     for i in 0..config.count {
         if i > 0 {
             sleep(config.interval).await;
         }
         let turn = match config.fix {
-            MonotonicFix::Sticky => 0,
+            MonotonicFix::Sticky => stuck_to,
             _ => i % conns.len(),
         };
         let conn = if config.fix == MonotonicFix::TrackLsn {
@@ -350,23 +354,60 @@ pub async fn monotonic(config: &MonotonicConfig) -> Result<()> {
             &conns[turn]
         };
         let sent = start.elapsed();
-        let row = conn.one(&read_sql, &[]).await?;
+        let row = match conn.one(&read_sql, &[]).await {
+            Ok(row) => row,
+            // Stickiness as a load balancer does it: the session stays on its node
+            // until the node fails, then goes to the next one — whatever it has seen.
+            Err(error) if config.fix == MonotonicFix::Sticky && stuck_to + 1 < conns.len() => {
+                log.event(&Event::Skip(Skip {
+                    session: "s1".into(),
+                    node: conn.node.clone(),
+                    at: start.elapsed(),
+                    lsn: None,
+                }))?;
+                log.note(&format!(
+                    "{} failed ({error:#}); the session moves to {}",
+                    conn.node,
+                    conns[stuck_to + 1].node
+                ))?;
+                stuck_to += 1;
+                let conn = &conns[stuck_to];
+                let sent = start.elapsed();
+                let row = conn.one(&read_sql, &[]).await?;
+                let done = start.elapsed();
+                record_max_read(&log, conn, &row, sent, done, &mut highest)?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let done = start.elapsed();
-        let lsn: Option<String> = row.get(1);
-        if let Some(position) = lsn.as_deref().and_then(parse_lsn) {
-            highest = highest.max(position);
-        }
-        log.event(&Event::Read(Read {
-            session: "s1".into(),
-            node: conn.node.clone(),
-            key: MAX_RENTAL_KEY.into(),
-            version: row.get(0),
-            sent,
-            done,
-            lsn,
-        }))?;
+        record_max_read(&log, conn, &row, sent, done, &mut highest)?;
     }
     Ok(())
+}
+
+/// Logs a read of `max(rental_id)` and raises `highest` to the node's LSN it returned.
+fn record_max_read(
+    log: &LogWriter,
+    conn: &Conn,
+    row: &Row,
+    sent: Duration,
+    done: Duration,
+    highest: &mut u64,
+) -> Result<()> {
+    let lsn: Option<String> = row.get(1);
+    if let Some(position) = lsn.as_deref().and_then(parse_lsn) {
+        *highest = (*highest).max(position);
+    }
+    log.event(&Event::Read(Read {
+        session: "s1".into(),
+        node: conn.node.clone(),
+        key: MAX_RENTAL_KEY.into(),
+        version: row.get(0),
+        sent,
+        done,
+        lsn,
+    }))
 }
 
 /// The first node from `turn` on that has replayed at least to `highest`, logging a
