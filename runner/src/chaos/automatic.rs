@@ -21,6 +21,9 @@ use crate::cluster::images::BaseWay;
 use crate::cluster::topology::Service;
 use crate::cluster::{Cluster, patroni, pg};
 
+/// How long a member's reinitialization (a new base backup from the leader) may take.
+const REINIT_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// How long Patroni may take to elect a new leader (lease 20 s + loops + promotion).
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -47,7 +50,31 @@ pub async fn leader(cluster: &Cluster) -> Result<&'static str> {
 pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Topology> {
     let services = patroni::services();
     fault::kill_paused(cluster, &services).await?;
-    cluster.start(&services, BaseWay::Auto, build).await?;
+    if let Err(err) = cluster.start(&services, BaseWay::Auto, build).await {
+        // A killed old leader usually rejoins by itself (pg_rewind); when the WAL it
+        // needs is already gone from the new leader it cannot, and stays a replica that
+        // does not stream. The operator's answer: reinitialize it from the leader.
+        let members = patroni::members(&cluster.settings).await.map_err(|_| err)?;
+        let stuck: Vec<&str> = members
+            .iter()
+            .filter(|m| m.role != "leader" && m.state != "streaming")
+            .filter_map(|m| patroni::NODES.iter().find(|(n, _)| *n == m.name))
+            .map(|(n, _)| *n)
+            .collect();
+        let leader = leader(cluster).await?;
+        if stuck.is_empty() {
+            bail!("the Patroni cluster is not ready, and no member is left to reinitialize");
+        }
+        for member in stuck {
+            tracing::info!("chaos: {member} cannot rejoin by itself: patronictl reinit");
+            patronictl(
+                cluster,
+                leader,
+                &["reinit", "lab", member, "--force", "--wait"],
+            )
+            .await?;
+        }
+    }
     patroni::wait_ready(cluster, patroni::READY_TIMEOUT).await?;
     let leader = leader(cluster).await?;
     let sync = if mode.synchronous() { "true" } else { "false" };
@@ -74,10 +101,7 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let mut conditions = timers_in_force(cluster, leader).await?;
-    conditions.push((
-        "haproxy_checks",
-        tune_haproxy(cluster, leader).await?.to_string(),
-    ));
+    conditions.extend(tune_haproxy(cluster, leader).await?);
     Ok(Topology {
         primary: leader,
         standby: None,
@@ -112,13 +136,14 @@ async fn timers_in_force(cluster: &Cluster, leader: &str) -> Result<Vec<(&'stati
 
 /// Chapter 6's HAProxy edit: its checks `inter 1s fall 2 rise 1`, reloaded with SIGUSR2
 /// when the file changed, then waited for until the `primary` backend has one server
-/// up, the leader. Returns the checks found in the file.
-async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<&'static str> {
+/// up, the leader. Returns the checks the file holds, as `haproxy_inter`,
+/// `haproxy_fall` and `haproxy_rise` (one word each, as a chapter captures them).
+async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<Vec<(&'static str, String)>> {
     let haproxy = Service::Haproxy.name();
     let script = format!(
         "if grep -q '{HAPROXY_DEFAULT_CHECKS}' {HAPROXY_CFG}; then \
            sed -i 's/{HAPROXY_DEFAULT_CHECKS}/{HAPROXY_TUNED_CHECKS}/' {HAPROXY_CFG} && echo changed; fi; \
-         grep -c '{HAPROXY_TUNED_CHECKS}' {HAPROXY_CFG}"
+         grep -o 'inter [^ ]* fall [^ ]* rise [^ ]*' {HAPROXY_CFG} | sort -u"
     );
     let out = exec(cluster, haproxy, &["sh", "-c", &script]).await?;
     if out.lines().next() == Some("changed") {
@@ -133,9 +158,17 @@ async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<&'static str> {
         )
         .await?;
     }
-    if out.lines().last().unwrap_or("0").trim() == "0" {
-        bail!("{HAPROXY_CFG} has no '{HAPROXY_TUNED_CHECKS}' after the edit:\n{out}");
+    // Every server line's checks, distinct: exactly the tuned ones, or the edit failed.
+    let checks: Vec<&str> = out.lines().filter(|l| l.starts_with("inter ")).collect();
+    if checks != [HAPROXY_TUNED_CHECKS] {
+        bail!("{HAPROXY_CFG} has checks {checks:?}, not only '{HAPROXY_TUNED_CHECKS}'");
     }
+    let words: Vec<&str> = HAPROXY_TUNED_CHECKS.split(' ').collect();
+    let found = vec![
+        ("haproxy_inter", words[1].to_string()),
+        ("haproxy_fall", words[3].to_string()),
+        ("haproxy_rise", words[5].to_string()),
+    ];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stat = exec(
@@ -159,7 +192,7 @@ async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<&'static str> {
             })
             .collect();
         if up == [leader] {
-            return Ok(HAPROXY_TUNED_CHECKS);
+            return Ok(found);
         }
         if Instant::now() >= deadline {
             bail!(
@@ -301,13 +334,19 @@ async fn bounded_docker<T>(
         .with_context(|| what.to_string())
 }
 
-/// The `patronictl` call that sets the cluster-wide configuration.
+/// A `patronictl` call on `node`, within [`STEP_TIMEOUT`] (a `reinit`, within
+/// [`REINIT_TIMEOUT`]).
 async fn patronictl(cluster: &Cluster, node: &str, args: &[&str]) -> Result<String> {
     let mut cmd = vec!["patronictl"];
     cmd.extend_from_slice(args);
+    let bound = if args.first() == Some(&"reinit") {
+        REINIT_TIMEOUT
+    } else {
+        STEP_TIMEOUT
+    };
     let out = cluster
         .docker
-        .exec_bounded(cluster.settings.project(), node, STEP_TIMEOUT, &cmd, None)
+        .exec_bounded(cluster.settings.project(), node, bound, &cmd, None)
         .await
         .with_context(|| format!("patronictl {} on {node}", args.join(" ")))?;
     if out.exit_code != Some(0) {
