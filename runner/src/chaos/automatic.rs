@@ -147,10 +147,10 @@ async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<Vec<(&'static s
     );
     let out = exec(cluster, haproxy, &["sh", "-c", &script]).await?;
     if out.lines().next() == Some("changed") {
-        bounded_docker(
-            "reloading HAProxy (SIGUSR2)",
+        fault::bounded(
+            "reloading HAProxy (SIGUSR2)".into(),
             cluster.docker.client().kill_container(
-                &container_id(cluster, haproxy).await?,
+                &fault::container_id(cluster, haproxy).await?,
                 Some(KillContainerOptions {
                     signal: "SIGUSR2".into(),
                 }),
@@ -311,27 +311,6 @@ async fn exec(cluster: &Cluster, service: &str, cmd: &[&str]) -> Result<String> 
         );
     }
     Ok(out.stdout)
-}
-
-/// The id of `service`'s container.
-async fn container_id(cluster: &Cluster, service: &str) -> Result<String> {
-    cluster
-        .docker
-        .container(cluster.settings.project(), service)
-        .await?
-        .and_then(|c| c.id)
-        .with_context(|| format!("service {service} has no container"))
-}
-
-/// Awaits a Docker call for at most [`STEP_TIMEOUT`].
-async fn bounded_docker<T>(
-    what: &str,
-    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
-) -> Result<T> {
-    tokio::time::timeout(STEP_TIMEOUT, call)
-        .await
-        .with_context(|| format!("{what}: no answer from Docker within {STEP_TIMEOUT:?}"))?
-        .with_context(|| what.to_string())
 }
 
 /// A `patronictl` call on `node`, within [`STEP_TIMEOUT`] (a `reinit`, within

@@ -29,7 +29,7 @@ const STANDBY_FIRST_BY: Duration = Duration::from_secs(2);
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The id of `service`'s container, running or not.
-async fn container_id(cluster: &Cluster, service: &str) -> Result<String> {
+pub(super) async fn container_id(cluster: &Cluster, service: &str) -> Result<String> {
     cluster
         .docker
         .container(cluster.settings.project(), service)
@@ -39,7 +39,7 @@ async fn container_id(cluster: &Cluster, service: &str) -> Result<String> {
 }
 
 /// Awaits a Docker call for at most [`DOCKER_TIMEOUT`].
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     what: String,
     call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
 ) -> Result<T> {
