@@ -271,7 +271,11 @@ const SURVEY: &str = r#"(() => {
       return { width: r.width, height: r.height, shapes: s.querySelectorAll('*').length,
                container: box ? box.className : '' };
     });
-  return { links, ids, svgs };
+  // What the reader reads in the sidebar, and in each "Before you start" box.
+  const sidebar = [...document.querySelectorAll('#mdbook-sidebar a, nav.sidebar a')]
+    .map(a => a.textContent.replace(/\s+/g, ' ').trim()).filter(t => t);
+  const preconditions = [...document.querySelectorAll('.lab-precondition')].map(d => d.textContent);
+  return { links, ids, svgs, sidebar, preconditions };
 })()"#;
 
 /// Sets the theme as mdBook's theme picker does (localStorage) and reloads; fails when
@@ -390,6 +394,28 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The ids of a page the test did not open (print.html, say), read from its text.
+/// Whether a sidebar entry reads like `7. 6. Automatic failover`.
+fn starts_with_two_numbers(entry: &str) -> bool {
+    let mut words = entry.split_whitespace();
+    let numbered = |w: Option<&str>| {
+        w.and_then(|w| w.strip_suffix('.'))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    numbered(words.next()) && numbered(words.next())
+}
+
+#[test]
+fn two_numbers_are_told_from_one() {
+    assert!(starts_with_two_numbers(
+        "7. 6. Automatic failover with Patroni"
+    ));
+    assert!(!starts_with_two_numbers(
+        "6. Automatic failover with Patroni"
+    ));
+    assert!(!starts_with_two_numbers("12. Failover, repeated"));
+    assert!(!starts_with_two_numbers("Introduction"));
+}
+
 fn ids_in_file(path: &Path) -> BTreeSet<String> {
     let html = std::fs::read_to_string(path).unwrap_or_default();
     html.split(" id=\"")
@@ -497,6 +523,26 @@ fn the_book_works_in_a_browser() {
             }
         }
         svg_count += svgs.len();
+        // One chapter number: mdBook's own label and the title's number must not both
+        // show ("7. 6. Automatic failover").
+        for entry in survey["sidebar"].as_array().unwrap() {
+            let entry = entry.as_str().unwrap();
+            if starts_with_two_numbers(entry) {
+                problems.push(format!(
+                    "{page}: sidebar entry {entry:?} carries two numbers"
+                ));
+            }
+        }
+        // A precondition is Markdown: its inline code renders as code, not as backticks.
+        for text in survey["preconditions"].as_array().unwrap() {
+            let text = text.as_str().unwrap();
+            if text.contains('`') {
+                problems.push(format!(
+                    "{page}: a \"Before you start\" box shows Markdown literally: {:?}",
+                    text.trim()
+                ));
+            }
+        }
         screenshot(&tab, &shots.join(page.replace(".html", ".png")));
         eprintln!(
             "browser: {page}: {} links, {} inline svgs ({:.1} s)",

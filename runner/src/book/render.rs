@@ -217,10 +217,11 @@ fn timeline_html(
 }
 
 fn precondition_html(pre: &crate::lab::Precondition, stem: &str) -> String {
-    let mut html =
-        String::from("\n<div class=\"lab-precondition\">\n<p><strong>Before you start.</strong> ");
-    html.push_str(&escape(pre.text.trim()));
-    html.push_str("</p>\n<p class=\"lab-meta\">");
+    // The text is Markdown (inline code, links): it is left between blank lines, where
+    // mdBook renders it as a paragraph inside the box's HTML.
+    let mut html = String::from("\n<div class=\"lab-precondition\">\n\n**Before you start.** ");
+    html.push_str(pre.text.trim());
+    html.push_str("\n\n<p class=\"lab-meta\">");
     if pre.services.is_empty() && pre.fresh {
         let _ = write!(
             html,
