@@ -487,16 +487,39 @@ mod tests {
         s.interrupt().await.unwrap();
         let shown = s.wait_prompt(soon()).await.unwrap();
         assert_eq!(shown.prompt, Some(Prompt::Ready(vec![130])));
-        assert!(Path::new(&format!("/proc/{job}")).exists());
+        assert!(running(job));
         s.close().await;
         let gone = Instant::now() + Duration::from_secs(5);
-        while Path::new(&format!("/proc/{job}")).exists() && Instant::now() < gone {
+        while running(job) && Instant::now() < gone {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            !Path::new(&format!("/proc/{job}")).exists(),
-            "job {job} outlived the session"
-        );
+        assert!(!running(job), "job {job} outlived the session");
+    }
+
+    /// Whether `pid` still runs. A killed job whose shell is gone is reparented to
+    /// PID 1, and where PID 1 does not reap (a CI container's shell) it stays a zombie
+    /// (`Z`) with its `/proc` entry: dead, so not running.
+    fn running(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat_state(&stat))
+            .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+    }
+
+    fn stat_state(stat: &str) -> Option<char> {
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()
+    }
+
+    #[test]
+    fn a_zombie_is_not_running() {
+        assert_eq!(stat_state("9837 (sleep) Z 1 9837 9800 0"), Some('Z'));
+        assert_eq!(stat_state("9837 (sle ep)) S 1 9837 9800 0"), Some('S'));
+        assert!(running(std::process::id() as i32));
+        assert!(!running(i32::MAX));
     }
 
     #[test]
