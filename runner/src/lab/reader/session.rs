@@ -91,8 +91,14 @@ impl ReaderSession {
         path: &str,
         echo: Option<SharedObserver>,
     ) -> Result<ReaderSession> {
-        let mut child = Command::new("script")
+        // `env --default-signal`: a runner started where SIGINT is ignored (in the
+        // background of a script, under nohup) passes that on to every process it
+        // starts, and an ignored SIGINT stays ignored in bash's jobs: Ctrl-C would
+        // interrupt nothing. The reader's terminal starts with the signals' defaults.
+        let mut child = Command::new("env")
             .args([
+                "--default-signal=INT,QUIT",
+                "script",
                 "-qfec",
                 "bash --noprofile --norc --noediting -i",
                 "/dev/null",
@@ -109,7 +115,7 @@ impl ReaderSession {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .context("starting `script` (util-linux) for the reader's terminal")?;
+            .context("starting `env … script` (coreutils, util-linux) for the reader's terminal")?;
         let script_group = Pid::from_raw(
             child
                 .id()
@@ -484,6 +490,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(shown.prompt, None);
+        // Ctrl-C reaches the terminal's foreground group: pressed before bash has
+        // handed the terminal to `sleep` (a loaded machine), bash alone gets it, and
+        // waits out the sleep. So wait for the hand-over, as a reader waits to see the
+        // command running.
+        let handed = Instant::now() + Duration::from_secs(10);
+        while foreground_group(s.bash.as_raw()) == Some(s.bash.as_raw()) && Instant::now() < handed
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         s.interrupt().await.unwrap();
         let shown = s.wait_prompt(soon()).await.unwrap();
         assert_eq!(shown.prompt, Some(Prompt::Ready(vec![130])));
@@ -504,6 +519,16 @@ mod tests {
             .ok()
             .and_then(|stat| stat_state(&stat))
             .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+    }
+
+    /// The foreground process group of `pid`'s terminal (`tpgid` in `/proc/<pid>/stat`).
+    fn foreground_group(pid: i32) -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(5)?
+            .parse()
+            .ok()
     }
 
     fn stat_state(stat: &str) -> Option<char> {
