@@ -15,8 +15,12 @@
 //! - mdBook's search, typed as a reader types it (`s`, then `SyncRep`), lists chapter 2;
 //! - recorded output and verified claims keep a WCAG contrast ratio of at least 4.5 on
 //!   every mdBook theme, light and dark (light, rust, coal, navy, ayu);
-//! - a PNG screenshot of every page, one on a dark theme and one of the search go to
-//!   `target/browser-screenshots/` (CI's artefacts).
+//! - nothing a reader would notice in the layout: no content past the text column, no
+//!   table wider than the column (mdBook scrolls it and hides its last columns), no
+//!   figure label cut at its SVG's edge;
+//! - screenshots for a review, in `target/browser-screenshots/` (CI's artefacts): the
+//!   top of every page on the light theme and on navy, every figure of every page in
+//!   both (`figures/<page>-<i>-<theme>.png`), a verified check on navy and the search.
 //!
 //! Every wait is bounded. It needs no Docker, but it needs Chromium: without it the test
 //! fails and says `apt-get install chromium` (`./course test` installs it where it can).
@@ -29,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::Log::LogEntryLevel;
-use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::protocol::cdp::Page::{CaptureScreenshotFormatOption, Viewport};
 use headless_chrome::protocol::cdp::Runtime::ConsoleAPICalledEventTypeOption;
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::{Browser, LaunchOptions, Tab};
@@ -275,8 +279,83 @@ const SURVEY: &str = r#"(() => {
   const sidebar = [...document.querySelectorAll('#mdbook-sidebar a, nav.sidebar a')]
     .map(a => a.textContent.replace(/\s+/g, ' ').trim()).filter(t => t);
   const preconditions = [...document.querySelectorAll('.lab-precondition')].map(d => d.textContent);
-  return { links, ids, svgs, sidebar, preconditions };
+  // Layout a reader would notice. What it is: a tag and the start of its text.
+  const main = document.querySelector('#mdbook-content main');
+  const what = (e) => e.tagName.toLowerCase() + ' "' +
+    (e.textContent || '').replace(/\s+/g, ' ').trim().slice(0, 50) + '"';
+  const column = main.getBoundingClientRect();
+  const scrolls = (e) => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX);
+  const contained = (e) => {
+    for (let a = e.parentElement; a && a !== main; a = a.parentElement) if (scrolls(a)) return true;
+    return false;
+  };
+  // Content that spills out of the text column (and under the page's edge).
+  const spills = [...main.querySelectorAll('*')]
+    .filter(e => e.getBoundingClientRect().right > column.right + 1 && !contained(e))
+    .filter(e => !e.parentElement.closest('svg'))
+    .map(e => ({ what: what(e), over: Math.round(e.getBoundingClientRect().right - column.right) }));
+  // Tables wider than the column: mdBook scrolls them, hiding their last columns.
+  const wide_tables = [...main.querySelectorAll('.table-wrapper')]
+    .filter(w => w.scrollWidth > w.clientWidth + 1)
+    .map(w => ({ what: what(w.querySelector('tr') || w), need: w.scrollWidth, have: w.clientWidth }));
+  // Recorded output wider than the column scrolls too; counted, as code may.
+  const wide_code = [...main.querySelectorAll('pre')]
+    .filter(p => p.scrollWidth > p.clientWidth + 1).length;
+  // A label an SVG clips: its text's box reaches past the drawing's own box.
+  const cut_labels = [];
+  main.querySelectorAll('svg').forEach(svg => {
+    if (svg.parentElement.closest('svg')) return;
+    const r = svg.getBoundingClientRect();
+    svg.querySelectorAll('text').forEach(t => {
+      const b = t.getBoundingClientRect();
+      if (b.width === 0) return;
+      if (b.left < r.left - 0.5 || b.right > r.right + 0.5 || b.top < r.top - 0.5 || b.bottom > r.bottom + 0.5)
+        cut_labels.push(what(t) + ' in .' + (svg.closest('[class]') || svg).getAttribute('class'));
+    });
+  });
+  return { links, ids, svgs, sidebar, preconditions, spills, wide_tables, wide_code, cut_labels };
 })()"#;
+
+/// Marks what the review screenshots one by one (`data-shot="0"`, `"1"`, …): every
+/// top-level figure (inline SVG: charts, diagrams) of the content. Returns how many it
+/// marked; the order is the page's, so both themes name them alike.
+const MARK_SHOTS: &str = r#"(() => {
+  document.querySelectorAll('main details').forEach(d => d.open = true);
+  const main = document.querySelector('#mdbook-content main');
+  const marked = [...main.querySelectorAll('svg')].filter(s => !s.parentElement.closest('svg'));
+  marked.forEach((e, i) => e.setAttribute('data-shot', String(i)));
+  return marked.length;
+})()"#;
+
+/// Screenshots of the elements [`MARK_SHOTS`] marked, as `<dir>/<stem>-<i>-<theme>.png`.
+fn element_shots(tab: &Tab, dir: &Path, stem: &str, theme: &str) -> usize {
+    let marked = eval(tab, MARK_SHOTS).as_u64().unwrap_or(0) as usize;
+    for i in 0..marked {
+        // The element's box on the page (the clip is in page coordinates; headless_chrome's
+        // own element screenshot clips in the viewport's, blank once the page scrolled).
+        let rect = eval(
+            tab,
+            &format!(
+                "(() => {{ const e = document.querySelector(\"[data-shot='{i}']\"); \
+                 e.scrollIntoView({{ block: 'center' }}); const r = e.getBoundingClientRect(); \
+                 return {{ x: r.left + window.scrollX, y: r.top + window.scrollY, \
+                 width: r.width, height: r.height }}; }})()"
+            ),
+        );
+        let clip = Viewport {
+            x: rect["x"].as_f64().unwrap(),
+            y: rect["y"].as_f64().unwrap(),
+            width: rect["width"].as_f64().unwrap().max(1.0),
+            height: rect["height"].as_f64().unwrap().max(1.0),
+            scale: 1.0,
+        };
+        let png = tab
+            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, Some(clip), true)
+            .unwrap_or_else(|err| panic!("{stem}: screenshot of figure {i}: {err:#}"));
+        std::fs::write(dir.join(format!("{stem}-{i}-{theme}.png")), png).unwrap();
+    }
+    marked
+}
 
 /// Sets the theme as mdBook's theme picker does (localStorage) and reloads; fails when
 /// the page did not take it. Returns what the page's scripts reported.
@@ -468,6 +547,9 @@ fn the_book_works_in_a_browser() {
     let base = serve(out_dir.clone());
     let shots = root.join("target/browser-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    let figure_shots = shots.join("figures");
+    let _ = std::fs::remove_dir_all(&figure_shots);
+    std::fs::create_dir_all(&figure_shots).unwrap();
 
     let tab = browser.new_tab().unwrap();
     tab.set_default_timeout(PAGE_LOAD);
@@ -543,14 +625,57 @@ fn the_book_works_in_a_browser() {
                 ));
             }
         }
+        // What a reader would notice on the page: content out of the column, a table
+        // that hides columns behind a scrollbar, a chart's label cut at its edge.
+        for spill in survey["spills"].as_array().unwrap() {
+            problems.push(format!(
+                "{page}: {} reaches {} px past the text column",
+                spill["what"].as_str().unwrap(),
+                spill["over"]
+            ));
+        }
+        for table in survey["wide_tables"].as_array().unwrap() {
+            problems.push(format!(
+                "{page}: table {} needs {} px, the column has {}",
+                table["what"].as_str().unwrap(),
+                table["need"],
+                table["have"]
+            ));
+        }
+        for label in survey["cut_labels"].as_array().unwrap() {
+            problems.push(format!(
+                "{page}: label {} is cut at its figure's edge",
+                label.as_str().unwrap()
+            ));
+        }
         screenshot(&tab, &shots.join(page.replace(".html", ".png")));
+        let stem = page.trim_end_matches(".html");
+        let figures = element_shots(&tab, &figure_shots, stem, "light");
         eprintln!(
-            "browser: {page}: {} links, {} inline svgs ({:.1} s)",
+            "browser: {page}: {} links, {} inline svgs, {} figures shot, {} code blocks scroll ({:.1} s)",
             survey["links"].as_array().unwrap().len(),
             svgs.len(),
+            figures,
+            survey["wide_code"],
             page_started.elapsed().as_secs_f64()
         );
     }
+
+    // Every page again on a dark theme: its top, and each figure, for the review.
+    eval(
+        &tab,
+        &format!("localStorage.setItem('mdbook-theme', '{DARK_SCREENSHOT}')"),
+    );
+    for page in &pages {
+        let url = format!("{base}/{page}");
+        for error in set_theme(&tab, &console, &url, DARK_SCREENSHOT) {
+            problems.push(format!("{page} ({DARK_SCREENSHOT}): {error}"));
+        }
+        let stem = page.trim_end_matches(".html");
+        screenshot(&tab, &shots.join(format!("{stem}-{DARK_SCREENSHOT}.png")));
+        element_shots(&tab, &figure_shots, stem, DARK_SCREENSHOT);
+    }
+    eval(&tab, "localStorage.setItem('mdbook-theme', 'light')");
 
     // Every local link: the file exists, and its anchor is an id in it.
     let mut checked = BTreeSet::new();
@@ -669,7 +794,7 @@ fn the_book_works_in_a_browser() {
             screenshot(
                 &tab,
                 &shots.join(format!(
-                    "{}-{theme}.png",
+                    "{}-{theme}-check.png",
                     CONTRAST_PAGE.replace(".html", "")
                 )),
             );
