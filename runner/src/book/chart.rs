@@ -10,23 +10,23 @@ use anyhow::Result;
 use crate::lab::output::{Bars, Series};
 use plotters::prelude::*;
 
-/// Draws the series as an SVG line chart titled `title`.
+/// Draws the series as an SVG line chart titled `title`. Series in two units (a lag in
+/// ms and a backlog in bytes) get an axis each: the first series' unit on the left, the
+/// other on the right, so neither is flattened against the other's scale.
 pub fn svg(title: &str, series: &Series) -> Result<String> {
-    let points = series.lines.iter().flat_map(|(_, p)| p.iter());
-    let (mut x_max, mut y_max) = (f64::MIN, f64::MIN);
-    let (mut x_min, mut y_min) = (f64::MAX, 0.0_f64);
-    for (x, y) in points {
-        x_min = x_min.min(*x);
-        x_max = x_max.max(*x);
-        y_min = y_min.min(*y);
-        y_max = y_max.max(*y);
-    }
-    if x_max <= x_min {
-        x_max = x_min + 1.0;
-    }
-    if y_max <= y_min {
-        y_max = y_min + 1.0;
-    }
+    let plot = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing the chart: {e:?}");
+    let left_unit = series.lines.first().map_or("", |(name, _)| unit(name));
+    let on_right = |name: &str| unit(name) != left_unit;
+    let right_units: Vec<&str> = series
+        .lines
+        .iter()
+        .map(|(name, _)| unit(name))
+        .filter(|u| *u != left_unit)
+        .collect();
+    // Two units get two axes; three or more share one (no chart here has them).
+    let two_axes = !right_units.is_empty() && right_units.iter().all(|u| *u == right_units[0]);
+    let (x_min, x_max, left_max, left_min) = extent(series, |name| !two_axes || !on_right(name));
+    let (_, _, right_max, right_min) = extent(series, |name| two_axes && on_right(name));
     // The legend sits in the upper right, about 16 px a series of a 250 px plot: with
     // many series, the data are kept below it.
     let headroom = if series.lines.len() <= 3 {
@@ -49,23 +49,34 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (720, 320)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.fill(&WHITE).map_err(|e| plot(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(x_min..x_max, y_min..y_max * headroom)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        chart
-            .configure_mesh()
-            .x_labels(x_ticks)
+            .right_y_label_area_size(if two_axes { 56 } else { 0 })
+            .build_cartesian_2d(x_min..x_max, left_min..left_max * headroom)
+            .map_err(|e| plot(&e))?
+            .set_secondary_coord(x_min..x_max, right_min..right_max * headroom);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_labels(x_ticks)
             .x_desc(series.x_label.as_str())
             .x_label_formatter(&|x| compact(*x))
             .y_label_formatter(&|y| compact(*y))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .light_line_style(WHITE.mix(0.0));
+        if two_axes {
+            mesh.y_desc(left_unit);
+        }
+        mesh.draw().map_err(|e| plot(&e))?;
+        if two_axes {
+            chart
+                .configure_secondary_axes()
+                .y_desc(format!("{} (right axis)", right_units[0]))
+                .y_label_formatter(&|y| compact(*y))
+                .draw()
+                .map_err(|e| plot(&e))?;
+        }
         // Tableau's ten, blue, red, green and purple first: ten series, ten colours.
         let colours = [
             RGBColor(0x1f, 0x77, 0xb4),
@@ -82,21 +93,30 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
         for (i, (name, points)) in series.lines.iter().enumerate() {
             let colour = colours[i % colours.len()];
             // Few points: each one marked, so a short or overlapping series still shows.
-            if points.len() <= 30 {
+            let dots = points.iter().map(|&p| Circle::new(p, 3, colour.filled()));
+            let line = LineSeries::new(points.iter().copied(), colour.stroke_width(2));
+            let legend = move |(x, y): (i32, i32)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+            };
+            if two_axes && on_right(name) {
+                if points.len() <= 30 {
+                    chart.draw_secondary_series(dots).map_err(|e| plot(&e))?;
+                }
                 chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    .draw_secondary_series(line)
+                    .map_err(|e| plot(&e))?
+                    .label(format!("{name} (right axis)"))
+                    .legend(legend);
+            } else {
+                if points.len() <= 30 {
+                    chart.draw_series(dots).map_err(|e| plot(&e))?;
+                }
+                chart
+                    .draw_series(line)
+                    .map_err(|e| plot(&e))?
+                    .label(name.as_str())
+                    .legend(legend);
             }
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colour.stroke_width(2),
-                ))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
         }
         chart
             .configure_series_labels()
@@ -104,10 +124,43 @@ pub fn svg(title: &str, series: &Series) -> Result<String> {
             .border_style(BLACK.mix(0.3))
             .position(SeriesLabelPosition::UpperRight)
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| plot(&e))?;
+        root.present().map_err(|e| plot(&e))?;
     }
     Ok(out)
+}
+
+/// The unit a series' name ends in or carries (`write_lag_ms` → `ms`, `bytes_behind` →
+/// `bytes`, `rto_s` → `s`); a name without one is its own unit.
+fn unit(name: &str) -> &str {
+    const UNITS: [&str; 9] = ["ms", "s", "bytes", "kb", "mb", "mib", "gib", "pct", "tps"];
+    name.rsplit(['_', '-'])
+        .find(|part| UNITS.contains(&part.to_ascii_lowercase().as_str()))
+        .unwrap_or(name)
+}
+
+/// The x range and the y range (from 0, or below when negative) of the series `keep`
+/// selects, each at least 1 wide.
+fn extent(series: &Series, keep: impl Fn(&str) -> bool) -> (f64, f64, f64, f64) {
+    let (mut x_min, mut x_max) = (f64::MAX, f64::MIN);
+    let (mut y_min, mut y_max) = (0.0_f64, f64::MIN);
+    for (name, points) in &series.lines {
+        for (x, y) in points {
+            x_min = x_min.min(*x);
+            x_max = x_max.max(*x);
+            if keep(name) {
+                y_min = y_min.min(*y);
+                y_max = y_max.max(*y);
+            }
+        }
+    }
+    if x_max <= x_min {
+        x_max = x_min + 1.0;
+    }
+    if y_max <= y_min {
+        y_max = y_min + 1.0;
+    }
+    (x_min, x_max, y_max, y_min)
 }
 
 /// Draws the bars as an SVG bar chart titled `title`: one horizontal bar per row, its
@@ -210,7 +263,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::lab::output::parse_series;
+    use crate::lab::output::{Series, parse_series};
 
     #[test]
     fn parses_columns_and_skips_notes() {
@@ -231,6 +284,37 @@ mod tests {
     fn rejects_output_without_data() {
         assert!(parse_series("t_s lag\n").is_err());
         assert!(parse_series("only\n1\n").is_err());
+    }
+
+    #[test]
+    fn units_are_read_from_the_names() {
+        assert_eq!(unit("write_lag_ms"), "ms");
+        assert_eq!(unit("bytes_behind"), "bytes");
+        assert_eq!(unit("sync-kill_rto_s"), "s");
+        assert_eq!(unit("lag"), "lag");
+    }
+
+    #[test]
+    fn a_second_unit_gets_the_right_axis() {
+        let s = parse_series("t_s lag_ms bytes_behind\n0 1 0\n1 2 3000000\n").unwrap();
+        let svg = svg("lag", &s).unwrap();
+        assert!(svg.contains("bytes (right axis)"), "{svg}");
+        assert!(svg.contains("bytes_behind (right axis)"), "{svg}");
+        // The backlog's millions are on their own axis; the left one still reads the
+        // lags (a tick at 2 ms), which a shared axis in millions would not show.
+        let labels: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .map(str::trim)
+            .collect();
+        assert!(labels.iter().any(|l| l.ends_with('M')), "{labels:?}");
+        assert!(labels.contains(&"2"), "{labels:?}");
+        let one = parse_series("t_s write_lag_ms replay_lag_ms\n0 1 0\n1 2 3\n").unwrap();
+        assert!(!svg_of(&one).contains("right axis"));
+    }
+
+    fn svg_of(s: &Series) -> String {
+        svg("t", s).unwrap()
     }
 
     #[test]

@@ -266,9 +266,11 @@ impl Timeline {
         let red = RGBColor(0xd6, 0x27, 0x28);
         let mut out = String::new();
         {
-            let root = SVGBackend::with_string(&mut out, (720, 340)).into_drawing_area();
+            // The legend in a strip under the plot: inside it, it hid the end of the run.
+            let root = SVGBackend::with_string(&mut out, (720, 364)).into_drawing_area();
             root.fill(&WHITE).map_err(|e| plot(&e))?;
-            let mut chart = ChartBuilder::on(&root)
+            let (upper, strip) = root.split_vertically(336);
+            let mut chart = ChartBuilder::on(&upper)
                 .caption(title, ("sans-serif", 16))
                 .margin(12)
                 .x_label_area_size(36)
@@ -299,46 +301,164 @@ impl Timeline {
                         [(stall.from, 0.0), (stall.to, tx_max)],
                         red.mix(0.08).filled(),
                     )))
-                    .map_err(|e| plot(&e))?
-                    .label("no acknowledged write")
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 16, y + 5)], red.mix(0.15).filled())
-                    });
+                    .map_err(|e| plot(&e))?;
             }
             chart
                 .draw_series(LineSeries::new(
                     self.samples.iter().map(|s| (s.t, s.tx_per_s)),
                     blue.stroke_width(2),
                 ))
-                .map_err(|e| plot(&e))?
-                .label("acknowledged tx/s")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], blue.stroke_width(2))
-                });
+                .map_err(|e| plot(&e))?;
             chart
                 .draw_secondary_series(LineSeries::new(errors.iter().copied(), red.stroke_width(1)))
-                .map_err(|e| plot(&e))?
-                .label("errors/s (right axis)")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(1))
-                });
-            draw_events(&mut chart, &self.events, x_max, y_max)?;
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()
                 .map_err(|e| plot(&e))?;
+            draw_events(&mut chart, &self.events, x_max, y_max)?;
+            // The legend, left to right under the x axis's title.
+            let text = TextStyle::from(("sans-serif", 12).into_font())
+                .color(&RGBColor(0x33, 0x33, 0x33))
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            let mut x = 72;
+            let y = 12;
+            let mut key = |label: &str, swatch: &dyn Fn(i32) -> Result<()>| -> Result<()> {
+                swatch(x)?;
+                strip
+                    .draw(&Text::new(label.to_string(), (x + 22, y), text.clone()))
+                    .map_err(|e| plot(&e))?;
+                x += 22 + label_width(label) + 24;
+                Ok(())
+            };
+            if self.summary.stall.is_some() {
+                key("no acknowledged write", &|x| {
+                    strip
+                        .draw(&Rectangle::new(
+                            [(x, y - 5), (x + 16, y + 5)],
+                            red.mix(0.15).filled(),
+                        ))
+                        .map_err(|e| plot(&e))
+                })?;
+            }
+            key("acknowledged tx/s", &|x| {
+                strip
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 16, y)],
+                        blue.stroke_width(2),
+                    ))
+                    .map_err(|e| plot(&e))
+            })?;
+            key("errors/s (right axis)", &|x| {
+                strip
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 16, y)],
+                        red.stroke_width(1),
+                    ))
+                    .map_err(|e| plot(&e))
+            })?;
             root.present().map_err(|e| plot(&e))?;
         }
         Ok(out)
     }
 }
 
-/// Each event as a dashed vertical line with its label at the top, in three staggered
-/// rows; right of its line in the left part of the chart and left of it near the right
-/// edge.
+/// Rows of event labels at the top of the plot (the y range's headroom holds four).
+const LABEL_ROWS: usize = 4;
+/// Pixels between a label and its line, and between two labels in a row.
+const LABEL_GAP: i32 = 4;
+
+/// The width of a label in the 12 px sans-serif the chart uses: an estimate (the SVG is
+/// drawn without a font at hand), generous enough that estimated labels do not touch.
+fn label_width(label: &str) -> i32 {
+    (label.chars().count() as f64 * 6.8).ceil() as i32
+}
+
+/// Where each event's label goes: its row (0 at the top), and whether it sits left of
+/// its line. Each event's line rises from the axis to its own label's row, so it
+/// crosses that row and the ones below it only. A label sits right of its line, or left
+/// of it near the plot's right edge, in a row where it overlaps no other label, no line
+/// reaching that row crosses it, and its own line crosses no label placed lower — so a
+/// label is never read as another line's. A small search over rows and sides finds such
+/// a layout; where none exists (more than [`LABEL_ROWS`] events within a label's width)
+/// rows are taken in turn.
+fn place_labels(lines: &[i32], widths: &[i32], plot: (i32, i32)) -> Vec<(usize, bool)> {
+    let options: Vec<Vec<Spot>> = lines
+        .iter()
+        .zip(widths)
+        .map(|(&at, &width)| {
+            let right = (at + LABEL_GAP, at + LABEL_GAP + width);
+            let left = (at - LABEL_GAP - width, at - LABEL_GAP);
+            let sides = if right.1 <= plot.1 {
+                [(right, false), (left, true)]
+            } else {
+                [(left, true), (right, false)]
+            };
+            (0..LABEL_ROWS)
+                .flat_map(|row| sides.map(|(span, is_left)| Spot { row, span, is_left }))
+                .filter(|spot| spot.span.0 >= plot.0 && spot.span.1 <= plot.1)
+                .collect()
+        })
+        .collect();
+    // Whether label i at `mine` and label j at `theirs` can both stand.
+    let compatible = |i: usize, mine: Spot, j: usize, theirs: Spot| {
+        let (row, span) = (mine.row, mine.span);
+        let (r, (a, b)) = (theirs.row, theirs.span);
+        let apart = r != row || span.1 + LABEL_GAP <= a || b + LABEL_GAP <= span.0;
+        let js_line_misses_i = r > row || lines[j] < span.0 || lines[j] > span.1;
+        let is_line_misses_j = row > r || lines[i] < a || lines[i] > b;
+        apart && js_line_misses_i && is_line_misses_j
+    };
+    let mut chosen: Vec<Spot> = Vec::with_capacity(lines.len());
+    let mut next = vec![0usize; lines.len()];
+    let mut budget = 20_000;
+    let mut i = 0;
+    while i < lines.len() && budget > 0 {
+        budget -= 1;
+        let found = options[i][next[i]..].iter().position(|&option| {
+            chosen
+                .iter()
+                .enumerate()
+                .all(|(j, &other)| compatible(i, option, j, other))
+        });
+        match found {
+            Some(k) => {
+                chosen.push(options[i][next[i] + k]);
+                next[i] += k + 1;
+                i += 1;
+            }
+            None if i == 0 => break,
+            None => {
+                next[i] = 0;
+                chosen.pop();
+                i -= 1;
+            }
+        }
+    }
+    if chosen.len() == lines.len() {
+        return chosen.iter().map(|spot| (spot.row, spot.is_left)).collect();
+    }
+    // No clean layout: rows in turn, each label on its preferred side.
+    lines
+        .iter()
+        .zip(widths)
+        .enumerate()
+        .map(|(i, (&at, &width))| (i % LABEL_ROWS, at + LABEL_GAP + width > plot.1))
+        .collect()
+}
+
+/// One place for a label: its row, its horizontal span in pixels, and whether it sits
+/// left of its line.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    row: usize,
+    span: (i32, i32),
+    is_left: bool,
+}
+
+/// The y, in pixels below the plot's top, of a label row's top.
+fn row_top(row: usize) -> i32 {
+    3 + row as i32 * 14
+}
+
+/// Each event as a dashed vertical line with its label at the top, placed by
+/// [`place_labels`].
 fn draw_events<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     events: &[Event],
@@ -347,26 +467,44 @@ fn draw_events<'a, DB: DrawingBackend + 'a>(
 ) -> Result<()> {
     let plot = |e: &dyn std::fmt::Debug| anyhow!("drawing the timeline's events: {e:?}");
     let grey = RGBColor(0x44, 0x44, 0x44);
-    for (i, event) in events.iter().enumerate() {
+    let lines: Vec<i32> = events
+        .iter()
+        .map(|e| chart.backend_coord(&(e.at, y_max)).0)
+        .collect();
+    let widths: Vec<i32> = events.iter().map(|e| label_width(&e.label)).collect();
+    let area = (
+        chart.backend_coord(&(0.0, y_max)).0,
+        chart.backend_coord(&(x_max, y_max)).0,
+    );
+    let places = place_labels(&lines, &widths, area);
+    let (top, bottom) = (
+        chart.backend_coord(&(0.0, y_max)).1,
+        chart.backend_coord(&(0.0, 0.0)).1,
+    );
+    let per_pixel = y_max / f64::from((bottom - top).max(1));
+    for (event, (row, is_left)) in events.iter().zip(places) {
+        // The line rises to its label's row, and no higher.
+        let reach = y_max - f64::from(row_top(row)) * per_pixel;
         chart
             .draw_series(DashedLineSeries::new(
-                [(event.at, 0.0), (event.at, y_max)],
+                [(event.at, 0.0), (event.at, reach)],
                 6,
                 3,
                 grey.stroke_width(1),
             ))
             .map_err(|e| plot(&e))?;
-        let row = (i % 3) as i32;
-        let right_half = event.at > x_max * 0.6;
-        let anchor = if right_half { HPos::Right } else { HPos::Left };
-        let dx = if right_half { -4 } else { 4 };
+        let (anchor, dx) = if is_left {
+            (HPos::Right, -LABEL_GAP)
+        } else {
+            (HPos::Left, LABEL_GAP)
+        };
         let style = TextStyle::from(("sans-serif", 12).into_font())
             .color(&grey)
             .pos(Pos::new(anchor, VPos::Top));
         chart
             .draw_series(std::iter::once(
                 EmptyElement::at((event.at, y_max))
-                    + Text::new(event.label.clone(), (dx, 3 + row * 14), style),
+                    + Text::new(event.label.clone(), (dx, row_top(row)), style),
             ))
             .map_err(|e| plot(&e))?;
     }
@@ -505,6 +643,69 @@ started_at: 2026-11-27T14:10:15.537Z
         assert_eq!(at("2026-11-27T14:10:14Z"), None);
         assert_eq!(at("2026-11-27T14:10:25Z"), Some(9.4));
         assert!(event_offset(writer, 9.4, "yesterday").is_err());
+    }
+
+    /// Whether any placed label is crossed by a line that reaches its row, overlaps
+    /// another label of its row, or leaves the plot.
+    fn clashes(lines: &[i32], labels: &[&str], plot: (i32, i32)) -> Vec<String> {
+        let widths: Vec<i32> = labels.iter().map(|l| label_width(l)).collect();
+        let places = place_labels(lines, &widths, plot);
+        let span = |i: usize| {
+            let (_, is_left) = places[i];
+            if is_left {
+                (lines[i] - LABEL_GAP - widths[i], lines[i] - LABEL_GAP)
+            } else {
+                (lines[i] + LABEL_GAP, lines[i] + LABEL_GAP + widths[i])
+            }
+        };
+        let mut clashes = Vec::new();
+        for i in 0..lines.len() {
+            let (a, b) = span(i);
+            if a < plot.0 || b > plot.1 {
+                clashes.push(format!("{} leaves the plot", labels[i]));
+            }
+            for j in 0..lines.len() {
+                if j == i {
+                    continue;
+                }
+                // Line j rises to row places[j].0: it crosses rows at or below it.
+                if places[j].0 <= places[i].0 && (a..=b).contains(&lines[j]) {
+                    clashes.push(format!("{}'s line crosses {}", labels[j], labels[i]));
+                }
+                let (c, d) = span(j);
+                if places[j].0 == places[i].0 && j > i && b >= c && d >= a {
+                    clashes.push(format!("{} overlaps {}", labels[i], labels[j]));
+                }
+            }
+        }
+        clashes
+    }
+
+    #[test]
+    fn a_label_never_crosses_another_events_line() {
+        // Chapter 4's four events (kill, detected, promoted, RELOAD) where its chart drew
+        // them; the old layout put RELOAD's label over promoted's line.
+        let ch4 = [228, 315, 382, 428];
+        let labels = ["kill", "detected", "promoted", "RELOAD"];
+        assert_eq!(clashes(&ch4, &labels, (68, 660)), Vec::<String>::new());
+        // Chapter 2's two events 11 px apart near the right edge.
+        let ch2 = [545, 556];
+        let labels2 = ["synchronous_standby_names = ''", "standby started"];
+        assert_eq!(clashes(&ch2, &labels2, (68, 660)), Vec::<String>::new());
+        // Events at the very edges.
+        let edges = [68, 660];
+        assert_eq!(
+            clashes(&edges, &["stopped", "started"], (68, 660)),
+            Vec::<String>::new()
+        );
+        // The check itself fails on a layout with a crossing: every label in row 0,
+        // right of its line (the old layout for close lines).
+        let widths = [label_width("promoted"), label_width("RELOAD")];
+        let crossing = (382 + LABEL_GAP..=382 + LABEL_GAP + widths[0]).contains(&428);
+        assert!(
+            crossing,
+            "the fixture no longer has lines close enough to clash"
+        );
     }
 
     #[test]
