@@ -300,7 +300,7 @@ const SURVEY: &str = r#"(() => {
     .map(w => ({ what: what(w.querySelector('tr') || w), need: w.scrollWidth, have: w.clientWidth }));
   // Recorded output wider than the column scrolls too; counted, as code may.
   const wide_code = [...main.querySelectorAll('pre')]
-    .filter(p => p.scrollWidth > p.clientWidth + 1).length;
+    .filter(p => [p, ...p.children].some(e => e.scrollWidth > e.clientWidth + 1)).length;
   // A label an SVG clips: its text's box reaches past the drawing's own box.
   const cut_labels = [];
   main.querySelectorAll('svg').forEach(svg => {

@@ -171,7 +171,13 @@ fn timeline_html(
         .filter_map(|b| {
             let label = b.event.as_ref()?;
             let at = record.fresh_for(b)?;
-            let at = timeline::event_offset(&rec.started_at, duration_s, &at.started_at).ok()??;
+            let at = timeline::event_end_offset(
+                &rec.started_at,
+                duration_s,
+                &at.started_at,
+                at.duration_ms as f64 / 1000.0,
+            )
+            .ok()??;
             Some(Event {
                 label: label.clone(),
                 at,

@@ -10,8 +10,11 @@
 //!
 //! (other `load: [ …s]` lines describe errors and count nothing), then its `key: value`
 //! summary (`acknowledged: 9701`, `p99_ms: 5.603`, …). Blocks marked `event="…"` are
-//! moments of the chapter, placed on the timeline at their recorded start minus the
-//! writer's. Everything here is pure: the render module feeds it records and gets an SVG
+//! moments of the chapter, placed on the timeline where the step *ended* (its recorded
+//! start plus its duration, minus the writer's start): a label says what had happened
+//! ("standby stopped", "promoted"), which is true once the step's commands returned —
+//! a step that waits (`sleep 2`, then stop) or a command that takes seconds
+//! (`docker compose stop`) would otherwise be marked before its effect. Everything here is pure: the render module feeds it records and gets an SVG
 //! and a summary back, drawn from exactly the data the run printed.
 
 use anyhow::{Result, anyhow, bail};
@@ -210,6 +213,31 @@ pub fn event_offset(writer: &str, duration_s: f64, event: &str) -> Result<Option
         return Ok(None);
     }
     Ok(Some(offset.clamp(0.0, duration_s)))
+}
+
+/// Where an event step that started at `event` and ran `event_duration_s` ended, in
+/// seconds since the writer (started at `writer`, ran `duration_s`) began; `None` when
+/// it ended outside the run (see [`event_offset`] for the slack).
+pub fn event_end_offset(
+    writer: &str,
+    duration_s: f64,
+    event: &str,
+    event_duration_s: f64,
+) -> Result<Option<f64>> {
+    let Some(start) = event_offset(writer, duration_s, event)? else {
+        return Ok(None);
+    };
+    let started = (parse_time(event)? - parse_time(writer)?).num_milliseconds() as f64 / 1000.0;
+    let end = started + event_duration_s;
+    let slack = if writer.contains('.') && event.contains('.') {
+        0.0
+    } else {
+        1.0
+    };
+    if end > duration_s + slack {
+        return Ok(None);
+    }
+    Ok(Some(end.clamp(start, duration_s)))
 }
 
 /// A writer's run, ready to draw.
@@ -705,6 +733,22 @@ started_at: 2026-11-27T14:10:15.537Z
         assert!(
             crossing,
             "the fixture no longer has lines close enough to clash"
+        );
+    }
+
+    #[test]
+    fn an_event_is_marked_where_its_step_ended() {
+        let writer = "2026-11-27T14:10:15.000Z";
+        // `sleep 2; docker compose stop …`, started 0.1 s in, ran 3.2 s: marked at 3.3.
+        let stop = "2026-11-27T14:10:15.100Z";
+        let at = event_end_offset(writer, 6.0, stop, 3.2).unwrap().unwrap();
+        assert!((at - 3.3).abs() < 1e-9, "{at}");
+        // Ended after the writer did: not on its timeline.
+        assert_eq!(event_end_offset(writer, 6.0, stop, 7.0).unwrap(), None);
+        // Started before the writer: not on it either.
+        assert_eq!(
+            event_end_offset(writer, 6.0, "2026-11-27T14:10:10.000Z", 1.0).unwrap(),
+            None
         );
     }
 
