@@ -24,8 +24,8 @@ SELECT count(*) = 1 AS streams, max(application_name) AS standby
 FROM pg_stat_replication WHERE sync_state = 'sync' AND state = 'streaming';
 ```
 
-```sh lab id=ticker background timeout=30s
-for i in $(seq 1 100); do echo "tick $i"; sleep 0.2; done
+```sh lab id=ticker background timeout=150s
+for i in $(seq 1 600); do echo "tick $i"; sleep 0.2; done
 ```
 
 ```sh lab
@@ -88,8 +88,10 @@ async fn fixture_chapter_runs_live_and_records() {
     // The background ticker ran while the other steps ran and was stopped by step 7.
     let ticker = by_id("ticker");
     assert!(ticker.ok && ticker.output.contains("tick 1"), "{ticker:#?}");
+    // It would run 120 s, far longer than the steps before its stop on any machine: a
+    // ticker that ended by itself would not test the stop.
     assert!(
-        !ticker.output.contains("tick 100"),
+        !ticker.output.contains("tick 600"),
         "stopped before its end"
     );
     assert!(by_id("step-7").output.contains(&format!("lsn was {lsn}")));

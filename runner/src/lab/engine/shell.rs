@@ -44,8 +44,13 @@ impl Engine {
     /// job, runs in a copy of the shell whose variables are its own).
     fn shell_command(&self, command: &str, keeps_state: bool) -> Command {
         let save = if keeps_state { SAVE_SHELL_STATE } else { "" };
-        let mut cmd = Command::new("bash");
-        cmd.arg("-e")
+        // `stop=` ends a step with SIGINT: started where SIGINT is ignored (the
+        // background of a script), the runner would pass that on and a stop would wait
+        // out its grace. `env --default-signal` gives the step the signals' defaults.
+        let mut cmd = Command::new("env");
+        cmd.arg("--default-signal=INT,QUIT")
+            .arg("bash")
+            .arg("-e")
             .arg("-o")
             .arg("pipefail")
             .arg("-c")
