@@ -22,8 +22,9 @@
 //!   top of every page on the light theme and on navy, every figure of every page in
 //!   both (`figures/<page>-<i>-<theme>.png`), a verified check on navy and the search.
 //!
-//! Every wait is bounded. It needs no Docker, but it needs Chromium: without it the test
-//! fails and says `apt-get install chromium` (`./course test` installs it where it can).
+//! Every wait is bounded. It needs no Docker, but it needs Chromium, so it is
+//! `#[ignore]`d for plain `cargo test` and run by `./course test`, which installs
+//! Chromium where it can; without it the test fails and says `apt-get install chromium`.
 //! `CHROME=/path/to/chrome` picks another binary.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -512,6 +513,7 @@ fn screenshot(tab: &Tab, path: &Path) {
 }
 
 #[test]
+#[ignore = "needs Chromium: ./course test runs it"]
 fn the_book_works_in_a_browser() {
     let started = Instant::now();
     let root = repo_root();

@@ -4,17 +4,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestCluster, docker_tests_skipped};
+use common::{TestCluster, port_base, slot};
 use runner::cluster::DEFAULT_SERVICES;
 use runner::cluster::images::BaseWay;
 use runner::cluster::pg;
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Docker: ./course test runs it"]
 async fn cluster_from_nothing_streams_and_serves_writes() {
-    if docker_tests_skipped() {
-        return;
-    }
-    let mut test = TestCluster::new("lab-test-cluster", 25440).await;
+    let mut test = TestCluster::new("lab-test-cluster", port_base(slot::CLUSTER)).await;
     let cluster = &mut test.cluster;
     cluster
         .up(DEFAULT_SERVICES, BaseWay::Auto)
@@ -100,12 +98,14 @@ async fn cluster_from_nothing_streams_and_serves_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Docker: ./course test runs it"]
 async fn a_port_already_taken_names_the_port_and_the_service() {
-    if docker_tests_skipped() {
-        return;
-    }
-    let held = std::net::TcpListener::bind("127.0.0.1:25460").expect("a free port to hold");
-    let mut test = TestCluster::new("lab-test-ports", 25460).await;
+    let base = port_base(slot::PORTS);
+    let primary: u16 = common::test_settings("lab-test-ports", base).vars["PRIMARY_PORT"]
+        .parse()
+        .unwrap();
+    let held = std::net::TcpListener::bind(("127.0.0.1", primary)).expect("a free port to hold");
+    let mut test = TestCluster::new("lab-test-ports", base).await;
     let err = test
         .cluster
         .up(DEFAULT_SERVICES, BaseWay::Auto)
@@ -113,7 +113,7 @@ async fn a_port_already_taken_names_the_port_and_the_service() {
         .unwrap_err();
     let message = format!("{err:#}");
     assert!(
-        message.contains("port 25460 on 127.0.0.1 (service postgres-primary, PRIMARY_PORT in compose/.env) is already in use"),
+        message.contains(&format!("port {primary} on 127.0.0.1 (service postgres-primary, PRIMARY_PORT in compose/.env) is already in use")),
         "{message}"
     );
     drop(held);

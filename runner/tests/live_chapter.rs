@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestCluster, docker_tests_skipped};
+use common::{TestCluster, port_base, slot};
 use runner::lab::engine::Engine;
 use runner::lab::parse_chapter;
 
@@ -54,11 +54,9 @@ SELECT :'lsn'::pg_lsn <= pg_current_wal_lsn() AS ordered, :'lsn' AS lsn;
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Docker: ./course test runs it"]
 async fn fixture_chapter_runs_live_and_records() {
-    if docker_tests_skipped() {
-        return;
-    }
-    let test = TestCluster::new("lab-test-chapter", 25450).await;
+    let test = TestCluster::new("lab-test-chapter", port_base(slot::CHAPTER)).await;
     let chapter = parse_chapter("fixture.md", "fixture.md", CHAPTER).expect("fixture parses");
     let mut engine = Engine::new(test.cluster.clone(), common::printed());
     let record = engine

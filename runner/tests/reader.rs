@@ -1,4 +1,4 @@
-//! Reader mode against a cluster of its own (`lab-test-reader`, ports 25480..25484):
+//! Reader mode against a cluster of its own (`lab-test-reader`, ports of its own):
 //! a fixture chapter typed into one terminal — a background writer, a shell variable
 //! and the working directory carried from block to block, a SQL block fed a shell
 //! variable with `vars=`, a commit hung in SyncRep cancelled by Ctrl-C, a writer
@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestCluster, docker_tests_skipped};
+use common::{TestCluster, port_base, slot};
 use runner::lab::engine::Engine;
 use runner::lab::parse_chapter;
 use runner::lab::reader::{ReaderOptions, ReaderReport, run_chapter_as_reader};
@@ -108,17 +108,15 @@ fn block<'a>(report: &'a ReaderReport, id: &str) -> &'a runner::lab::reader::Rea
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Docker: ./course test runs it"]
 async fn a_chapter_typed_into_one_terminal() {
-    if docker_tests_skipped() {
-        return;
-    }
     let ledger: PathBuf =
         std::env::temp_dir().join(format!("lab-test-reader-{}.ledger", std::process::id()));
     let _ = std::fs::remove_file(&ledger);
     let source = CHAPTER.replace("LEDGER", &ledger.display().to_string());
     let chapter = parse_chapter("reader.md", "reader.md", &source).expect("fixture parses");
 
-    let test = TestCluster::new("lab-test-reader", 25480).await;
+    let test = TestCluster::new("lab-test-reader", port_base(slot::READER)).await;
     let mut engine = Engine::new(test.cluster.clone(), common::printed());
     let report = run_chapter_as_reader(&mut engine, &chapter, &options())
         .await

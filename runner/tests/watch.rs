@@ -1,5 +1,5 @@
 //! `runner watch` on a real terminal: started under tmux against a cluster of its own
-//! (`lab-test-watch`, ports from 28432), it must show the primary and its streaming
+//! (`lab-test-watch`, ports of its own), it must show the primary and its streaming
 //! synchronous standby; when the primary is SIGKILLed, the primary as down and the
 //! standby without its WAL receiver within a few refreshes; after the standby's
 //! promotion, it as the primary on timeline 2; and `q` must leave it with exit code 0.
@@ -13,13 +13,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestCluster, docker_tests_skipped};
+use common::TestCluster;
 use runner::cluster::images::BaseWay;
 use runner::cluster::topology::Service;
 use runner::cluster::{DEFAULT_SERVICES, compose, pg};
 
 const PROJECT: &str = "lab-test-watch";
-const PORT_BASE: u16 = 28432;
+const PORT_BASE: u16 = common::port_base(common::slot::WATCH);
 
 /// A tmux server of the test's own (its own socket), killed when dropped.
 struct Tmux {
@@ -84,10 +84,8 @@ fn cells(line: &str) -> Vec<&str> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Docker: ./course test runs it"]
 async fn watch_shows_a_failover_on_a_terminal() {
-    if docker_tests_skipped() {
-        return;
-    }
     let tmux_there = Command::new("tmux")
         .arg("-V")
         .output()

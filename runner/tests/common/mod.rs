@@ -1,5 +1,9 @@
 //! Test clusters: each test binary gets its own compose project and ports, torn down
 //! before and after, so a cluster left running by a reader never breaks a test run.
+//!
+//! The tests that need Docker are `#[ignore = "needs Docker: ./course test runs it"]`:
+//! plain `cargo test` is the fast tier (no cluster, no browser), and `./course test`
+//! installs what they need and runs every test (`-- --include-ignored`).
 
 #![allow(dead_code)]
 
@@ -8,15 +12,27 @@ use std::time::{Duration, Instant};
 
 use runner::cluster::Cluster;
 use runner::cluster::settings::Settings;
-use runner::cluster::topology::Service;
 
-/// Whether Docker-backed tests are switched off (LAB_SKIP_DOCKER_TESTS=1).
-pub fn docker_tests_skipped() -> bool {
-    if std::env::var("LAB_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
-        eprintln!("LAB_SKIP_DOCKER_TESTS=1: skipping a test that needs Docker");
-        return true;
-    }
-    false
+/// How many ports a test project gets: at least one per `*_PORT` variable of
+/// compose/.env (23 today), checked by [`test_settings`].
+pub const PORT_STRIDE: u16 = 32;
+
+/// Each test project's slot: its ports are `25000 + slot * PORT_STRIDE ..`, so no two
+/// projects share a port, whichever tests run at once.
+pub mod slot {
+    pub const LOAD: u16 = 0;
+    pub const CLUSTER: u16 = 1;
+    pub const CHAPTER: u16 = 2;
+    pub const PORTS: u16 = 3;
+    pub const READER: u16 = 4;
+    pub const K6: u16 = 5;
+    pub const WATCH: u16 = 6;
+    pub const CHAOS: u16 = 7;
+}
+
+/// The first port of project slot `slot`.
+pub const fn port_base(slot: u16) -> u16 {
+    25000 + slot * PORT_STRIDE
 }
 
 /// The repository root.
@@ -27,16 +43,30 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Settings for a private project `name`, its ports moved to `port_base`.. .
+/// Settings for a private project `name`: every `*_PORT` variable of compose/.env
+/// (the databases', the app's, Patroni's REST APIs', HAProxy's) moved to one of
+/// `port_base ..`, in the variables' order.
 pub fn test_settings(name: &str, port_base: u16) -> Settings {
     let mut settings = Settings::load(&repo_root()).expect("compose/.env");
     settings
         .vars
         .insert("COMPOSE_PROJECT_NAME".into(), name.into());
-    for (i, var) in Service::ALL.map(Service::port_var).iter().enumerate() {
+    let ports: Vec<String> = settings
+        .vars
+        .keys()
+        .filter(|k| k.ends_with("_PORT"))
+        .cloned()
+        .collect();
+    assert!(
+        ports.len() <= usize::from(PORT_STRIDE),
+        "compose/.env has {} port variables, more than a test project's {PORT_STRIDE}: \
+         raise PORT_STRIDE",
+        ports.len()
+    );
+    for (i, var) in ports.iter().enumerate() {
         settings
             .vars
-            .insert(var.to_string(), (port_base + i as u16).to_string());
+            .insert(var.clone(), (port_base + i as u16).to_string());
     }
     settings
 }
