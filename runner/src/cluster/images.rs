@@ -21,40 +21,7 @@ use crate::cluster::settings::Settings;
 /// The official base image of the lab's Debian 13 images.
 pub const HUB_BASE: &str = Suite::Trixie.hub_image();
 
-/// The Debian release an image builds on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Suite {
-    /// Debian 13: every image, PostgreSQL 17.
-    Trixie,
-    /// Debian 12: chapter 7's PostgreSQL 15 node.
-    Bookworm,
-}
-
-impl Suite {
-    /// Its name, as debootstrap and `build-base.sh --suite` take it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Suite::Trixie => "trixie",
-            Suite::Bookworm => "bookworm",
-        }
-    }
-
-    /// Its image on Docker Hub.
-    pub const fn hub_image(self) -> &'static str {
-        match self {
-            Suite::Trixie => "debian:trixie-slim",
-            Suite::Bookworm => "debian:bookworm-slim",
-        }
-    }
-
-    /// The compose variable that names the base its images build from.
-    pub const fn variable(self) -> &'static str {
-        match self {
-            Suite::Trixie => "BASE_IMAGE",
-            Suite::Bookworm => "BASE_IMAGE_BOOKWORM",
-        }
-    }
-}
+pub use lab_core::topology::Suite;
 
 /// How to get the base image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,14 +4,13 @@
 //! bounded — until every standby that is up streams from the primary, as the primary's
 //! `pg_stat_replication` says. `status` reads the same views a reader would query.
 
+pub use lab_core::{settings, topology, topology_state};
+
 pub mod compose;
 pub mod docker;
 pub mod images;
 pub mod patroni;
 pub mod pg;
-pub mod settings;
-pub mod topology;
-pub mod topology_state;
 
 use std::time::{Duration, Instant};
 

@@ -2,20 +2,20 @@
 //!
 //! [`splice`] replaces each lab block of a chapter — by its byte span, never by
 //! re-serialising the Markdown — with the block as the reader types it
-//! ([`crate::lab::typed`]: a background step's `&` and `writer=$!`, a stop's `kill -INT`,
+//! ([`lab_core::typed`]: a background step's `&` and `writer=$!`, a stop's `kill -INT`,
 //! the psql command a SQL block is typed into, and what to do beyond typing), followed by
 //! its recorded output, when and against what it was recorded, and for checks the
 //! verified claim with the figure behind it. A background step's output is shown where
 //! it ends — at the step that stops or awaits it, or at the chapter's end — and a
 //! `timeline=` writer's as a chart of its run with the chapter's `event=`s marked
-//! ([`crate::book::timeline`]). `{{name}}` placeholders in the prose become the values captured
+//! ([`crate::timeline`]). `{{name}}` placeholders in the prose become the values captured
 //! in the same run. Output is HTML-escaped; styles live in `theme/head.hbs`.
 
 use std::fmt::Write as _;
 
-use crate::book::timeline::{self, Event, Timeline};
-use crate::lab::record::{BlockRecord, ChapterRecord};
-use crate::lab::{Block, Chapter, Runner, code_spans, placeholders, typed};
+use crate::timeline::{self, Event, Timeline};
+use lab_core::record::{BlockRecord, ChapterRecord};
+use lab_core::{Block, Chapter, Runner, code_spans, placeholders, typed};
 
 /// Renders `source` (the chapter's Markdown) with the records spliced in.
 /// `record` must hold a fresh record for every block (checked by the caller).
@@ -24,7 +24,7 @@ pub fn splice(source: &str, chapter: &Chapter, record: &ChapterRecord) -> String
 }
 
 /// [`splice`], with more replacements of spans of `source` (other chapters' values,
-/// [`crate::book::xref`]) made in the same pass.
+/// [`crate::xref`]) made in the same pass.
 pub fn splice_with(
     source: &str,
     chapter: &Chapter,
@@ -222,7 +222,7 @@ fn timeline_html(
     )
 }
 
-fn precondition_html(pre: &crate::lab::Precondition, stem: &str) -> String {
+fn precondition_html(pre: &lab_core::Precondition, stem: &str) -> String {
     // The text is Markdown (inline code, links): it is left between blank lines, where
     // mdBook renders it as a paragraph inside the box's HTML.
     let mut html = String::from("\n<div class=\"lab-precondition\">\n\n**Before you start.** ");
@@ -345,18 +345,18 @@ fn output_html(block: &Block, record: &BlockRecord) -> String {
         meta(block, record)
     );
     if let Some(title) = &block.bars {
-        let svg = crate::lab::output::parse_bars(&record.output)
-            .and_then(|b| crate::book::chart::bars_svg(title, &b));
+        let svg = lab_core::output::parse_bars(&record.output)
+            .and_then(|b| crate::chart::bars_svg(title, &b));
         chart_html(&mut html, svg);
     }
     if let Some(title) = &block.chart {
-        let svg = crate::lab::output::parse_series(&record.output)
-            .and_then(|s| crate::book::chart::svg(title, &s));
+        let svg = lab_core::output::parse_series(&record.output)
+            .and_then(|s| crate::chart::svg(title, &s));
         chart_html(&mut html, svg);
     }
     if let Some(caption) = &block.topology {
         // A table that does not parse fails the build first (`diagram::problems`).
-        match crate::book::diagram::svg_from_output(caption, &record.output) {
+        match crate::diagram::svg_from_output(caption, &record.output) {
             Ok(svg) => {
                 let _ = writeln!(
                     html,
@@ -452,8 +452,8 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::parse_chapter;
-    use crate::lab::record::CheckRecord;
+    use lab_core::parse_chapter;
+    use lab_core::record::CheckRecord;
 
     fn rec(block: &Block, output: &str) -> BlockRecord {
         BlockRecord {

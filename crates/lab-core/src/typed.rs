@@ -86,7 +86,7 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::parse_chapter;
+    use crate::parse_chapter;
 
     fn blocks(src: &str) -> Vec<Block> {
         parse_chapter("c.md", "c.md", src).unwrap().blocks

@@ -229,7 +229,7 @@ pub fn parse_bars(output: &str) -> Result<Bars> {
 
 /// Removes terminal escape sequences (colours, `ESC[2K` line erases that some CLIs
 /// print even to a pipe): the record keeps the text a reader sees.
-pub(crate) fn strip_ansi(output: &str) -> String {
+pub fn strip_ansi(output: &str) -> String {
     // The crate drops carriage returns with the other control characters; a `\r` is
     // kept (a redrawn progress line is the reader's business).
     output
@@ -244,7 +244,7 @@ const MAX_OUTPUT: usize = 24_000;
 
 /// A step's output as its record keeps it: escapes removed, and past [`MAX_OUTPUT`]
 /// its head and tail with a note of how many lines were left out between.
-pub(crate) fn for_record(output: &str) -> String {
+pub fn for_record(output: &str) -> String {
     clip(&strip_ansi(output))
 }
 

@@ -3,19 +3,20 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use mdbook_preprocessor::book::Book;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
+use std::sync::Arc;
+
 use super::{diagram, render, xref};
-use crate::cluster::settings::Settings;
-use crate::lab::chapters::{display_path, lab_chapters};
-use crate::lab::engine::{Engine, SharedObserver};
-use crate::lab::parse_chapter;
-use crate::lab::record::{self, ChapterRecord, Freshness};
+use lab_core::Chapter;
+use lab_core::chapters::{display_path, lab_chapters};
+use lab_core::parse_chapter;
+use lab_core::record::{self, ChapterRecord, Freshness};
 
 /// Where the preprocessor takes output from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Records only.
     Offline,
@@ -37,17 +38,27 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// What runs chapters against a cluster and saves their records, for the `auto` and
+/// `live` modes. This crate renders; running is the engine's (the `runner` crate):
+/// `runner book` hands it the engine in-process, `mdbook-lab` runs `runner exec`.
+pub trait LiveRun: Send + Sync {
+    /// Runs `chapters` of the book in `book_dir` live and saves their records; fails when
+    /// a step did not end as its chapter expects.
+    fn run(&self, book_dir: &Path, chapters: &[&Chapter]) -> Result<()>;
+}
+
 /// The `lab` preprocessor.
 pub struct LabPreprocessor {
     mode: Option<Mode>,
-    observer: SharedObserver,
+    live: Option<Arc<dyn LiveRun>>,
 }
 
 impl LabPreprocessor {
     /// A preprocessor whose mode comes from `book.toml` / `LAB_MODE`, unless `mode` is
-    /// given; a live run reports its steps to `observer`.
-    pub fn new(mode: Option<Mode>, observer: SharedObserver) -> LabPreprocessor {
-        LabPreprocessor { mode, observer }
+    /// given; `live` runs the chapters a live or auto mode asks for (without it, those
+    /// modes fail, naming `runner book --live`).
+    pub fn new(mode: Option<Mode>, live: Option<Arc<dyn LiveRun>>) -> LabPreprocessor {
+        LabPreprocessor { mode, live }
     }
 
     fn mode(&self, ctx: &PreprocessorContext) -> Result<Mode> {
@@ -73,7 +84,13 @@ impl Preprocessor for LabPreprocessor {
         let mode = self.mode(ctx)?;
         let book_dir = ctx.root.clone();
         if mode != Mode::Offline {
-            run_live(&book_dir, mode, self.observer.clone())?;
+            let Some(live) = &self.live else {
+                bail!(
+                    "the lab mode is {mode:?}, and this build cannot run chapters: \
+                     build with `runner book --live` (or `--auto`)"
+                );
+            };
+            run_live(&book_dir, mode, live.as_ref())?;
         }
         let mut problems = Vec::new();
         let mut unresolved = Vec::new();
@@ -154,12 +171,9 @@ impl Preprocessor for LabPreprocessor {
     }
 }
 
-/// Runs the chapters the mode asks for against the cluster and saves their records.
-fn run_live(book_dir: &Path, mode: Mode, observer: SharedObserver) -> Result<()> {
-    let root = book_dir
-        .parent()
-        .context("the book folder has no parent (the project root)")?;
-    let settings = Settings::load(root)?;
+/// Runs the chapters the mode asks for (every lab chapter, or those with a missing or
+/// stale record) through `live`.
+fn run_live(book_dir: &Path, mode: Mode, live: &dyn LiveRun) -> Result<()> {
     let chapters = lab_chapters(book_dir)?;
     let mut todo = Vec::new();
     for lab in &chapters {
@@ -172,23 +186,5 @@ fn run_live(book_dir: &Path, mode: Mode, observer: SharedObserver) -> Result<()>
     if todo.is_empty() {
         return Ok(());
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        let cluster = crate::cluster::Cluster::connect(settings).await?;
-        let mut engine = Engine::new(cluster, observer);
-        let mut failed = Vec::new();
-        for chapter in todo {
-            engine
-                .observer
-                .note(&format!("lab: running {} live", chapter.path));
-            failed.extend(engine.record_chapter(book_dir, chapter).await?.failed);
-        }
-        if !failed.is_empty() {
-            bail!(
-                "steps did not end as their chapters expect:\n  {}",
-                failed.join("\n  ")
-            );
-        }
-        Ok(())
-    })
+    live.run(book_dir, &todo)
 }

@@ -22,20 +22,24 @@ mod check;
 mod preprocessor;
 
 pub use check::{CheckSummary, check};
-pub use preprocessor::{LabPreprocessor, Mode};
+pub use preprocessor::{LabPreprocessor, LiveRun, Mode};
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::lab::engine::SharedObserver;
+use std::sync::Arc;
 
-/// Builds the book in-process (mdbook-driver) with the lab preprocessor; a live run
-/// reports its steps to `observer`.
-pub fn build(book_dir: &Path, mode: Option<Mode>, observer: SharedObserver) -> Result<PathBuf> {
+/// Builds the book in-process (mdbook-driver) with the lab preprocessor; `live` runs
+/// the chapters a live or auto mode asks for.
+pub fn build(
+    book_dir: &Path,
+    mode: Option<Mode>,
+    live: Option<Arc<dyn LiveRun>>,
+) -> Result<PathBuf> {
     let mut book = mdbook_driver::MDBook::load(book_dir)
         .with_context(|| format!("loading the book at {}", book_dir.display()))?;
-    book.with_preprocessor(LabPreprocessor::new(mode, observer));
+    book.with_preprocessor(LabPreprocessor::new(mode, live));
     book.build().context("building the book")?;
     Ok(book.build_dir_for("html"))
 }

@@ -1,7 +1,7 @@
 //! Diagrams of the cluster drawn from a step's recorded `runner topology` table.
 //!
 //! A step marked `topology="caption"` prints the table
-//! ([`crate::cluster::topology_state`]); the book draws it as an inline SVG: the routers
+//! ([`lab_core::topology_state`]); the book draws it as an inline SVG: the routers
 //! (pgbouncer, HAProxy) on top with a dotted arrow to the node they send writes to, then
 //! the nodes in layers — primaries (and nodes that follow nobody) first, each standby one
 //! layer below its upstream — with an arrow per replication connection labelled with its
@@ -18,10 +18,10 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use crate::book::render::escape;
-use crate::cluster::topology_state::{NodeRow, TopologyState};
-use crate::lab::Chapter;
-use crate::lab::record::ChapterRecord;
+use crate::render::escape;
+use lab_core::Chapter;
+use lab_core::record::ChapterRecord;
+use lab_core::topology_state::{NodeRow, TopologyState};
 
 const MARGIN: f64 = 20.0;
 const GAP_X: f64 = 44.0;
@@ -408,8 +408,8 @@ fn legend(out: &mut String, width: f64, y: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::parse_chapter;
-    use crate::lab::record::BlockRecord;
+    use lab_core::parse_chapter;
+    use lab_core::record::BlockRecord;
 
     const SPLIT: &str = "\
 node                    role     tl  upstream               sync   behind  replay_lag  status

@@ -165,9 +165,9 @@ impl Summary {
                 match self.stall {
                     Some(s) => format!(
                         "{} s (from {} s to {} s)",
-                        crate::book::chart::compact(s.seconds()),
-                        crate::book::chart::compact(s.from),
-                        crate::book::chart::compact(s.to)
+                        crate::chart::compact(s.seconds()),
+                        crate::chart::compact(s.from),
+                        crate::chart::compact(s.to)
                     ),
                     None => "none (every second had one)".to_string(),
                 },
@@ -311,8 +311,8 @@ impl Timeline {
                 .configure_mesh()
                 .x_desc("seconds since the writer started")
                 .y_desc("acknowledged tx/s")
-                .x_label_formatter(&|x| crate::book::chart::compact(*x))
-                .y_label_formatter(&|y| crate::book::chart::compact(*y))
+                .x_label_formatter(&|x| crate::chart::compact(*x))
+                .y_label_formatter(&|y| crate::chart::compact(*y))
                 .light_line_style(WHITE.mix(0.0))
                 .bold_line_style(BLACK.mix(0.07))
                 .draw()
@@ -320,7 +320,7 @@ impl Timeline {
             chart
                 .configure_secondary_axes()
                 .y_desc("errors/s")
-                .y_label_formatter(&|y| crate::book::chart::compact(*y))
+                .y_label_formatter(&|y| crate::chart::compact(*y))
                 .draw()
                 .map_err(|e| plot(&e))?;
             if let Some(stall) = self.summary.stall {

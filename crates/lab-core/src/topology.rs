@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-use crate::cluster::images::Suite;
-
 /// The compose profile of the standalone nodes: `docker compose up` and `build` leave
 /// them out unless they are named.
 pub const STANDALONE_PROFILE: &str = "standalone";
@@ -19,7 +17,7 @@ pub const STANDALONE_PROFILE: &str = "standalone";
 pub enum Topology {
     /// The streaming cluster of chapters 1–5 (no compose profile).
     Streaming,
-    /// Chapter 6's Patroni cluster (compose profile `patroni`; see [`crate::cluster::patroni`]).
+    /// Chapter 6's Patroni cluster (compose profile `patroni`; see the runner's `cluster::patroni`).
     Patroni,
     /// Nodes of their own, in no replication set-up until a chapter makes one (compose
     /// profile `standalone`): chapter 7's PostgreSQL 15 and spare 17 (chapter 9's second
@@ -27,8 +25,45 @@ pub enum Topology {
     Standalone,
 }
 
+/// The Debian release an image builds on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Suite {
+    /// Debian 13: every image, PostgreSQL 17.
+    Trixie,
+    /// Debian 12: chapter 7's PostgreSQL 15 node.
+    Bookworm,
+}
+
+impl Suite {
+    /// Its name, as debootstrap and `build-base.sh --suite` take it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Suite::Trixie => "trixie",
+            Suite::Bookworm => "bookworm",
+        }
+    }
+
+    /// Its image on Docker Hub.
+    pub const fn hub_image(self) -> &'static str {
+        match self {
+            Suite::Trixie => "debian:trixie-slim",
+            Suite::Bookworm => "debian:bookworm-slim",
+        }
+    }
+
+    /// The compose variable that names the base its images build from.
+    pub const fn variable(self) -> &'static str {
+        match self {
+            Suite::Trixie => "BASE_IMAGE",
+            Suite::Bookworm => "BASE_IMAGE_BOOKWORM",
+        }
+    }
+}
+
 /// A service of the lab's compose file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Service {
     /// The primary of the streaming cluster.
     PostgresPrimary,
@@ -55,7 +90,7 @@ pub enum Service {
     /// HAProxy in front of the Patroni leader (writes; its replica port has the reads).
     Haproxy,
     /// A PostgreSQL 15 node from Debian 12, with the dataset (chapter 7).
-    #[value(name = "postgres-15")]
+    #[cfg_attr(feature = "clap", value(name = "postgres-15"))]
     Postgres15,
     /// A blank PostgreSQL 17 node: no `db` database until a chapter makes one.
     PostgresSpare,
@@ -207,14 +242,17 @@ impl fmt::Display for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::ValueEnum;
 
     #[test]
     fn names_round_trip_and_match_clap_s_spelling() {
         for service in Service::ALL {
             assert_eq!(Service::from_name(service.name()), Some(service));
-            let clap_name = service.to_possible_value().unwrap();
-            assert_eq!(clap_name.get_name(), service.name());
+            #[cfg(feature = "clap")]
+            {
+                use clap::ValueEnum;
+                let clap_name = service.to_possible_value().unwrap();
+                assert_eq!(clap_name.get_name(), service.name());
+            }
         }
         assert_eq!(Service::from_name("postgres-nowhere"), None);
         assert_eq!(Service::PostgresSyncStandby.slot(), "postgres_sync_standby");
@@ -222,7 +260,7 @@ mod tests {
 
     #[test]
     fn the_compose_file_defines_every_service_and_env_every_port() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let compose = std::fs::read_to_string(root.join("compose/docker-compose.yml")).unwrap();
         let env = std::fs::read_to_string(root.join("compose/.env")).unwrap();
         for service in Service::ALL {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::lab::{Block, Chapter};
+use crate::{Block, Chapter};
 
 /// The record of one chapter run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -204,7 +204,7 @@ pub fn save(book: &Path, chapter: &Chapter, record: &ChapterRecord) -> Result<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::parse_chapter;
+    use crate::parse_chapter;
 
     fn record_for(chapter: &Chapter) -> ChapterRecord {
         ChapterRecord {

@@ -9,7 +9,7 @@ use super::attrs::{Word, parse_duration, words};
 use super::{
     Block, Chapter, DEFAULT_TIMEOUT, Expect, LabError, LabErrors, Precondition, Runner, line_column,
 };
-use crate::cluster::topology::Service;
+use crate::topology::Service;
 
 /// Parses the lab blocks of one chapter. `file` names the chapter in errors (as the
 /// reader would open it); `path` is its path relative to the book's `src/`.

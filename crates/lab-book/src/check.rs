@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::{diagram, xref};
-use crate::lab::chapters::{display_path, lab_chapters};
-use crate::lab::record::{self, Freshness};
+use lab_core::chapters::{display_path, lab_chapters};
+use lab_core::record::{self, Freshness};
 
 /// The state of the book's records, as `runner check` reports it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::book::render::{escape, recorded_at};
-use crate::lab::line_column;
-use crate::lab::record::{self, ChapterRecord};
+use crate::render::{escape, recorded_at};
+use lab_core::line_column;
+use lab_core::record::{self, ChapterRecord};
 
 /// The special name that stands for the record's date.
 pub const RECORDED_AT: &str = "@recorded_at";
@@ -49,7 +49,7 @@ pub struct Reference {
 /// literal text). A stem is lower-case letters, digits and `-`; a name, letters, digits
 /// and `_` (a capture's name), or `@recorded_at` / `@duration`.
 pub fn references(source: &str) -> Vec<Reference> {
-    let code = crate::lab::code_spans(source);
+    let code = lab_core::code_spans(source);
     let mut found = Vec::new();
     let mut from = 0;
     while let Some(open) = source[from..].find("{{").map(|i| i + from) {
@@ -180,7 +180,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::record::BlockRecord;
+    use lab_core::record::BlockRecord;
 
     fn record(captures: &[(&str, &str)]) -> ChapterRecord {
         ChapterRecord {

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 
-use crate::lab::output::{Bars, Series};
+use lab_core::output::{Bars, Series};
 use plotters::prelude::*;
 
 /// Draws the series as an SVG line chart titled `title`. Series in two units (a lag in
@@ -240,7 +240,7 @@ pub(crate) fn compact(value: f64) -> String {
 mod tests {
     #[test]
     fn bars_draw_every_label_and_value() {
-        let bars = crate::lab::output::parse_bars(
+        let bars = lab_core::output::parse_bars(
             "strategy bytes_per_tx\nphysical 820\nnote: not a row of two\nstatement 1450.5\n",
         )
         .unwrap();
@@ -248,8 +248,8 @@ mod tests {
         let svg = super::bars_svg("bytes per transaction", &bars).unwrap();
         assert!(svg.contains("physical  820"), "{svg}");
         assert!(svg.contains("statement  1450.5"), "{svg}");
-        assert!(crate::lab::output::parse_bars("a b c\nx 1 2\n").is_err());
-        assert!(crate::lab::output::parse_bars("a b\nno number\n").is_err());
+        assert!(lab_core::output::parse_bars("a b c\nx 1 2\n").is_err());
+        assert!(lab_core::output::parse_bars("a b\nno number\n").is_err());
     }
 
     #[test]
@@ -263,7 +263,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::lab::output::{Series, parse_series};
+    use lab_core::output::{Series, parse_series};
 
     #[test]
     fn parses_columns_and_skips_notes() {

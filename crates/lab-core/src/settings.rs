@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cluster::topology::Service;
+use crate::topology::Service;
 
 /// The compose project name used when neither the environment nor `.env` sets one.
 pub const DEFAULT_PROJECT: &str = "replication-lab";

@@ -52,7 +52,9 @@ pub fn lab_chapters(book: &Path) -> Result<Vec<LabChapter>> {
     Ok(chapters)
 }
 
-pub(crate) fn display_path(book: &Path, rel: &str) -> String {
+/// A chapter file as messages name it: `book/src/chapter-4-manual-failover.md` (the
+/// book folder's name, then `src/` and the chapter's path in it).
+pub fn display_path(book: &Path, rel: &str) -> String {
     let name = book
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
