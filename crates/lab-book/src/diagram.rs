@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use crate::render::escape;
+use crate::html::escape;
 use lab_core::Chapter;
 use lab_core::record::ChapterRecord;
 use lab_core::topology_state::{NodeRow, TopologyState};

@@ -14,6 +14,7 @@
 
 pub mod chart;
 pub mod diagram;
+pub mod html;
 pub mod render;
 pub mod timeline;
 pub mod xref;

@@ -13,6 +13,7 @@
 
 use std::fmt::Write as _;
 
+use crate::html::{escape, recorded_at};
 use crate::timeline::{self, Event, Timeline};
 use lab_core::record::{BlockRecord, ChapterRecord};
 use lab_core::{Block, Chapter, Runner, code_spans, placeholders, typed};
@@ -424,29 +425,10 @@ fn meta(block: &Block, record: &BlockRecord) -> String {
     parts.join(" · ")
 }
 
-/// `2026-11-27 14:26:06 UTC`: a record's start, to the second.
-pub(crate) fn recorded_at(started_at: &str) -> String {
-    match timeline::parse_time(started_at) {
-        Ok(t) => t
-            .with_timezone(&chrono::Utc)
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
-        Err(_) => escape(started_at),
-    }
-}
-
 /// A backtick fence longer than any run of backticks in `text`.
 fn fence_for(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat(longest.max(2) + 1)
-}
-
-/// Escapes text for HTML (`&`, `<`, `>`, `"`).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    // Writing into a String cannot fail.
-    let _ = pulldown_cmark_escape::escape_html(&mut out, text);
-    out
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::render::{escape, recorded_at};
+use crate::html::{escape, recorded_at};
 use lab_core::line_column;
 use lab_core::record::{self, ChapterRecord};
 

@@ -172,7 +172,7 @@ pub fn parse_rate(text: &str) -> Result<Option<f64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::parse_duration;
+    use lab_core::parse_duration;
 
     #[test]
     fn durations_parse() {

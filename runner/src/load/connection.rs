@@ -38,7 +38,6 @@ use tokio_postgres::{
 use super::config::{LoadConfig, StatementMode};
 use super::errors::{self, ErrorClass};
 use super::report::{LoadObserver, Notice};
-use super::transaction::Transactor;
 
 /// How long a cancel request may take to be delivered.
 pub(super) const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -121,11 +120,20 @@ impl Drop for Conn {
     }
 }
 
-/// Connects within the connect timeout, drives the connection in a task that forwards
+/// What a pooler's loss of a prepared statement calls: the run falls back to unnamed
+/// statements (and says so once).
+pub(super) type FallBack<'a> = &'a (dyn Fn(&tokio_postgres::Error) + Sync);
+
+/// Connects to `pg` within `bound`, drives the connection in a task that forwards
 /// notices, and prepares the statement unless the run sends it unnamed.
-pub(super) async fn connect(tx: &Transactor) -> Result<Conn, (ErrorClass, String)> {
+pub(super) async fn connect(
+    pg: &Config,
+    statements: &Statements,
+    bound: Duration,
+    fall_back: FallBack<'_>,
+) -> Result<Conn, (ErrorClass, String)> {
     let attempt = async {
-        let (client, connection) = tx.pg.connect(NoTls).await?;
+        let (client, connection) = pg.connect(NoTls).await?;
         let (notices, driver) = drive(connection);
         let mut conn = Conn {
             client,
@@ -133,21 +141,19 @@ pub(super) async fn connect(tx: &Transactor) -> Result<Conn, (ErrorClass, String
             statement: None,
             driver,
         };
-        if !tx.statements.unnamed() {
-            let statements = &tx.statements;
+        if !statements.unnamed() {
             match conn
                 .client
                 .prepare_typed(statements.sql, &statements.types)
                 .await
             {
                 Ok(statement) => conn.statement = Some(statement),
-                Err(err) if lacks_prepared_support(&err) => tx.fall_back_to_unnamed(&err),
+                Err(err) if lacks_prepared_support(&err) => fall_back(&err),
                 Err(err) => return Err(err),
             }
         }
         Ok::<Conn, tokio_postgres::Error>(conn)
     };
-    let bound = tx.connect_timeout;
     match timeout(bound + Duration::from_secs(1), attempt).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => Err((errors::classify(&err), error_text(&err))),
@@ -180,23 +186,23 @@ fn drive(
 /// Sends the statement with `values`: bind + execute of the prepared one, or, once the
 /// run sends unnamed statements, parse + bind + execute in one round trip.
 pub(super) async fn execute(
-    tx: &Transactor,
+    statements: &Statements,
     client: &Client,
     statement: Option<&Statement>,
     values: &[&(dyn ToSql + Sync)],
+    fall_back: FallBack<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
     if let Some(statement) = statement
-        && !tx.statements.unnamed()
+        && !statements.unnamed()
     {
         match client.execute(statement, values).await {
             Err(err) if lacks_prepared_support(&err) => {
                 // The bind failed, so nothing ran: the same op can be sent again.
-                tx.fall_back_to_unnamed(&err);
+                fall_back(&err);
             }
             other => return other,
         }
     }
-    let statements = &tx.statements;
     let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
         .iter()
         .copied()
@@ -251,9 +257,7 @@ pub(super) async fn resolve_statements(
             Probe::PgBouncer { .. } | Probe::PostgreSql => StatementMode::Prepared,
             // Unreachable now; it may come back. Unnamed statements are correct on
             // anything, so take them when the target is known to be a pooler.
-            Probe::Unknown
-                if config.target == crate::cluster::topology::Service::Pgbouncer.name() =>
-            {
+            Probe::Unknown if config.target == lab_core::topology::Service::Pgbouncer.name() => {
                 StatementMode::Unnamed
             }
             Probe::Unknown => StatementMode::Prepared,

@@ -68,7 +68,7 @@ pub use stats::Latency;
 pub use summary::LoadSummary;
 
 /// Durations are written as in lab blocks: `500ms`, `10s`, `2m`, `1m30s`, bare seconds.
-pub use crate::lab::parse_duration;
+pub use lab_core::parse_duration;
 
 use connection::{CANCEL_ANSWER_TIMEOUT, CANCEL_SEND_TIMEOUT};
 use ledger::LedgerWriter;

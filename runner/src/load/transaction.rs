@@ -121,7 +121,8 @@ impl Transactor {
 
     /// Connects within the connect timeout and prepares the statement.
     pub(crate) async fn connect(&self) -> Result<Conn, (ErrorClass, String)> {
-        connection::connect(self).await
+        let fall_back = |err: &tokio_postgres::Error| self.fall_back_to_unnamed(err);
+        connection::connect(&self.pg, &self.statements, self.connect_timeout, &fall_back).await
     }
 
     /// Switches to unnamed statements after a pooler lost a prepared one.
@@ -149,7 +150,14 @@ impl Transactor {
         if let Some(level) = &self.synchronous_commit {
             values.push(level);
         }
-        let exec = connection::execute(self, client, conn.statement.as_ref(), &values);
+        let fall_back = |err: &tokio_postgres::Error| self.fall_back_to_unnamed(err);
+        let exec = connection::execute(
+            &self.statements,
+            client,
+            conn.statement.as_ref(),
+            &values,
+            &fall_back,
+        );
         tokio::pin!(exec);
         let cancel = tokio::select! {
             result = &mut exec => {
