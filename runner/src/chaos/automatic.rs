@@ -19,7 +19,7 @@ use super::{ActionTimes, ChaosObserver, Mode, STEP_TIMEOUT, Topology, fault, sin
 use crate::chaos::Fault;
 use crate::cluster::images::BaseWay;
 use crate::cluster::topology::Service;
-use crate::cluster::{Cluster, patroni, pg};
+use crate::cluster::{Cluster, haproxy, patroni, pg};
 
 /// How long a member's reinitialization (a new base backup from the leader) may take.
 const REINIT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -181,16 +181,7 @@ async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<Vec<(&'static s
             ],
         )
         .await?;
-        let up: Vec<&str> = stat
-            .lines()
-            .filter_map(|line| {
-                let cells: Vec<&str> = line.split(',').collect();
-                (cells.first() == Some(&"primary")
-                    && cells.get(1).is_some_and(|s| s.starts_with("patroni"))
-                    && cells.get(17) == Some(&"UP"))
-                .then(|| cells[1])
-            })
-            .collect();
+        let up = haproxy::up_servers(&stat, "primary")?;
         if up == [leader] {
             return Ok(found);
         }

@@ -8,6 +8,7 @@ pub use lab_core::{settings, topology, topology_state};
 
 pub mod compose;
 pub mod docker;
+pub mod haproxy;
 pub mod images;
 pub mod patroni;
 pub mod pg;

@@ -11,11 +11,15 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use http_body_util::{BodyExt, Empty};
+use hyper::StatusCode;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::Cluster;
+use crate::cluster::haproxy;
 use crate::cluster::settings::Settings;
 use crate::cluster::topology::{Service, Topology};
 
@@ -261,72 +265,47 @@ pub async fn haproxy_primary(settings: &Settings, timeout: Duration) -> Result<O
         .var(var)?
         .parse()
         .with_context(|| format!("{var} is not a port number"))?;
-    let csv = get_text(port, "/;csv", timeout).await?;
-    Ok(up_server(&csv, "primary"))
+    let stats = get_text(port, "/;csv", timeout).await?;
+    Ok(haproxy::up_servers(&stats, "primary")?.into_iter().next())
 }
 
-/// The first server of `backend` whose status is `UP` in HAProxy's statistics CSV
-/// (`# pxname,svname,…`; the status is the 18th column).
-fn up_server(csv: &str, backend: &str) -> Option<String> {
-    csv.lines().find_map(|line| {
-        let cells: Vec<&str> = line.split(',').collect();
-        let server = *cells.get(1)?;
-        (cells.first() == Some(&backend)
-            && !matches!(server, "FRONTEND" | "BACKEND")
-            && cells.get(17) == Some(&"UP"))
-        .then(|| server.to_string())
-    })
-}
-
-/// GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the answer is never chunked) and
-/// parse its body as JSON, within `timeout`.
+/// GET `path` from 127.0.0.1:`port` and parse its body as JSON, within `timeout`.
 async fn get_json(port: u16, path: &str, timeout: Duration) -> Result<Value> {
     let body = get_text(port, path, timeout).await?;
     serde_json::from_str(&body).with_context(|| format!("127.0.0.1:{port}{path}: not JSON"))
 }
 
-/// GET `path` from 127.0.0.1:`port` (HTTP/1.0) within `timeout`: the body of a 200.
+/// GET `path` from 127.0.0.1:`port` within `timeout` (hyper, HTTP/1.1): the body of a
+/// `200 OK`; any other status is an error naming it.
 async fn get_text(port: u16, path: &str, timeout: Duration) -> Result<String> {
     let request = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-            .await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        // The connection is driven beside the request, and dropped with it.
+        let driver = tokio::spawn(connection);
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, format!("127.0.0.1:{port}"))
+            .body(Empty::<Bytes>::new())?;
+        let answer = sender.send_request(request).await?;
+        let status = answer.status();
+        let body = answer.into_body().collect().await?.to_bytes();
+        driver.abort();
+        Ok::<_, anyhow::Error>((status, body))
     };
-    let answer = tokio::time::timeout(timeout, request)
+    let (status, body) = tokio::time::timeout(timeout, request)
         .await
         .with_context(|| format!("127.0.0.1:{port}{path}: no answer within {timeout:?}"))?
         .with_context(|| format!("GET 127.0.0.1:{port}{path}"))?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("127.0.0.1:{port}{path}: not an HTTP answer"))?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200") {
+    if status != StatusCode::OK {
         bail!("127.0.0.1:{port}{path}: {status}");
     }
-    Ok(body.to_string())
+    String::from_utf8(body.to_vec()).with_context(|| format!("127.0.0.1:{port}{path}: not UTF-8"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn haproxy_sends_writes_to_the_up_server_of_its_primary_backend() {
-        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status\n\
-                   primary,FRONTEND,,,0,0,300,0,0,0,0,0,0,,,,,OPEN\n\
-                   primary,patroni1,0,0,0,0,100,0,0,0,,0,,0,0,0,0,DOWN\n\
-                   primary,patroni2,0,0,0,0,100,0,0,0,,0,,0,0,0,0,UP\n\
-                   replicas,patroni3,0,0,0,0,100,0,0,0,,0,,0,0,0,0,UP\n\
-                   primary,BACKEND,0,0,0,0,30,0,0,0,0,0,,0,0,0,0,UP\n";
-        assert_eq!(up_server(csv, "primary").as_deref(), Some("patroni2"));
-        assert_eq!(up_server(csv, "replicas").as_deref(), Some("patroni3"));
-        assert_eq!(up_server(&csv.replace(",UP\n", ",DOWN\n"), "primary"), None);
-    }
 
     #[test]
     fn members_parse_from_patroni_json() {

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
-use crossterm::{cursor, execute, terminal};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::crossterm::{cursor, execute, terminal};
 use runner::cluster::settings::Settings;
 use runner::watch::view::{self, ViewState};
 use runner::watch::{Prober, Snapshot, WriterSource};
@@ -38,8 +38,10 @@ pub struct WatchArgs {
     ledger: Option<PathBuf>,
 }
 
+/// The project's one duration syntax ([`runner::load::parse_duration`]), between
+/// 100 ms and 60 s.
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    let interval = runner::load::parse_duration(text)?;
     if interval < Duration::from_millis(100) || interval > Duration::from_secs(60) {
         return Err(format!("{text} is not between 100ms and 60s"));
     }
