@@ -18,6 +18,7 @@ use bollard::query_parameters::KillContainerOptions;
 use super::{ActionTimes, ChaosObserver, Mode, STEP_TIMEOUT, Topology, fault, since};
 use crate::chaos::Fault;
 use crate::cluster::images::BaseWay;
+use crate::cluster::patroni::Role;
 use crate::cluster::topology::Service;
 use crate::cluster::{Cluster, haproxy, patroni, pg};
 
@@ -57,7 +58,7 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
         let members = patroni::members(&cluster.settings).await.map_err(|_| err)?;
         let stuck: Vec<&str> = members
             .iter()
-            .filter(|m| m.role != "leader" && m.state != "streaming")
+            .filter(|m| m.role != Role::Leader && m.state != "streaming")
             .filter_map(|m| patroni::NODES.iter().find(|(n, _)| *n == m.name))
             .map(|(n, _)| *n)
             .collect();
@@ -91,7 +92,7 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
         let members = patroni::members(&cluster.settings).await?;
         let has_sync = members
             .iter()
-            .any(|m| m.role == "sync_standby" && m.state == "streaming");
+            .any(|m| m.role == Role::SyncStandby && m.state == "streaming");
         if has_sync == mode.synchronous() {
             break;
         }
@@ -212,7 +213,7 @@ pub async fn fail_over(
         let standby = members
             .iter()
             .filter(|m| m.name != old)
-            .max_by_key(|m| m.role == "sync_standby")
+            .max_by_key(|m| m.role == Role::SyncStandby)
             .and_then(|m| patroni::NODES.iter().find(|(n, _)| *n == m.name))
             .map(|(n, _)| *n)
             .context("no replica to stop")?;
@@ -231,7 +232,9 @@ pub async fn fail_over(
     observer.step(run, "Patroni: leader lock");
     let new = loop {
         if let Ok(members) = patroni::members(&cluster.settings).await
-            && let Some(m) = members.iter().find(|m| m.role == "leader" && m.name != old)
+            && let Some(m) = members
+                .iter()
+                .find(|m| m.role == Role::Leader && m.name != old)
             && let Some((node, _)) = patroni::NODES.iter().find(|(n, _)| *n == m.name)
         {
             break *node;
@@ -258,11 +261,11 @@ pub async fn fail_over(
         if let Some(c) = &client {
             match tokio::time::timeout(
                 Duration::from_secs(2),
-                pg::scalar(c, "SELECT NOT pg_is_in_recovery()"),
+                pg::flag(c, "SELECT NOT pg_is_in_recovery()"),
             )
             .await
             {
-                Ok(Ok(Some(v))) if v == "t" => break,
+                Ok(Ok(Some(true))) => break,
                 Ok(Ok(_)) => {}
                 _ => client = None,
             }

@@ -52,13 +52,67 @@ pub fn involves(services: &[&str]) -> bool {
         .any(|s| Service::from_name(s).is_some_and(|s| s.topology() == Topology::Patroni))
 }
 
+/// A member's role as Patroni's `/cluster` names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Holds the leader lock: the primary (`leader`).
+    Leader,
+    /// The leader of a standby cluster (`standby_leader`).
+    StandbyLeader,
+    /// A synchronous standby, eligible for failover in synchronous mode (`sync_standby`).
+    SyncStandby,
+    /// A quorum-commit standby (`quorum_standby`).
+    QuorumStandby,
+    /// Any other replica (`replica`).
+    Replica,
+    /// A role this code does not know, kept as Patroni wrote it.
+    Other(String),
+    /// No role reported.
+    #[default]
+    Unknown,
+}
+
+impl Role {
+    /// The role Patroni's JSON names `text`.
+    pub fn from_name(text: &str) -> Role {
+        match text {
+            "leader" => Role::Leader,
+            "standby_leader" => Role::StandbyLeader,
+            "sync_standby" => Role::SyncStandby,
+            "quorum_standby" => Role::QuorumStandby,
+            "replica" => Role::Replica,
+            "" => Role::Unknown,
+            other => Role::Other(other.to_string()),
+        }
+    }
+
+    /// Its name as Patroni writes it (`-` when unknown).
+    pub fn name(&self) -> &str {
+        match self {
+            Role::Leader => "leader",
+            Role::StandbyLeader => "standby_leader",
+            Role::SyncStandby => "sync_standby",
+            Role::QuorumStandby => "quorum_standby",
+            Role::Replica => "replica",
+            Role::Other(name) => name,
+            Role::Unknown => "-",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One member as Patroni's `/cluster` reports it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Member {
     /// The member's name (its compose service).
     pub name: String,
-    /// `leader`, `sync_standby`, `replica`, …
-    pub role: String,
+    /// Its role.
+    pub role: Role,
     /// `running`, `streaming`, `stopped`, `starting`, …
     pub state: String,
     /// The timeline PostgreSQL runs on, when Patroni knows it.
@@ -80,7 +134,7 @@ impl Member {
         };
         Member {
             name: text("name"),
-            role: text("role"),
+            role: Role::from_name(&text("role")),
             state: text("state"),
             timeline: value.get("timeline").and_then(Value::as_i64),
             lag: value.get("lag").map(|v| match v {
@@ -92,7 +146,7 @@ impl Member {
 
     /// Whether this member holds the leader lock and its PostgreSQL runs.
     pub fn is_running_leader(&self) -> bool {
-        self.role == "leader" && self.state == "running"
+        self.role == Role::Leader && self.state == "running"
     }
 }
 
@@ -224,7 +278,7 @@ pub async fn status(cluster: &Cluster) -> Result<Option<String>> {
             vec![
                 node.to_string(),
                 container,
-                member.map(|m| m.role.clone()).unwrap_or_else(dash),
+                member.map(|m| m.role.to_string()).unwrap_or_else(dash),
                 member.map(|m| m.state.clone()).unwrap_or_else(dash),
                 member
                     .and_then(|m| m.timeline)
@@ -306,6 +360,21 @@ async fn get_text(port: u16, path: &str, timeout: Duration) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_round_trip_by_name() {
+        for role in [
+            Role::Leader,
+            Role::StandbyLeader,
+            Role::SyncStandby,
+            Role::QuorumStandby,
+            Role::Replica,
+            Role::Other("uninitialized".into()),
+        ] {
+            assert_eq!(Role::from_name(role.name()), role);
+        }
+        assert_eq!(Role::from_name(""), Role::Unknown);
+    }
 
     #[test]
     fn members_parse_from_patroni_json() {

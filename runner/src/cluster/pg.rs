@@ -99,6 +99,19 @@ pub async fn named_rows(client: &Client, sql: &str) -> Result<Vec<Vec<(String, O
         .collect())
 }
 
+/// The boolean `sql` returns in its first row's first column, typed (extended
+/// protocol; a column that is not `boolean` is an error), within the query bound;
+/// `None` for no row or NULL.
+pub async fn flag(client: &Client, sql: &str) -> Result<Option<bool>> {
+    let rows = bounded(sql, QUERY_TIMEOUT, client.query(sql, &[])).await?;
+    match rows.first() {
+        None => Ok(None),
+        Some(row) => row
+            .try_get::<_, Option<bool>>(0)
+            .with_context(|| format!("{sql}: not a boolean")),
+    }
+}
+
 /// The first cell of the first row.
 pub async fn scalar(client: &Client, sql: &str) -> Result<Option<String>> {
     Ok(rows(client, sql)

@@ -14,7 +14,7 @@ use std::io;
 use tokio_postgres::error::{DbError, SqlState};
 
 /// The class of a failed transaction or connection attempt.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorClass {
     /// Nobody answered: connection refused, the server is starting up or shutting down
     /// (57P03), or pgbouncer could not log in to its backend.
@@ -34,7 +34,7 @@ pub enum ErrorClass {
     /// the outcome is unknown (or the statement was cancelled before its commit).
     Timeout,
     /// Any other error the server reported, by its SQLSTATE.
-    Sql(String),
+    Sql(SqlState),
     /// Anything else (a protocol surprise, an unexpected row count).
     Other,
 }
@@ -49,7 +49,7 @@ impl ErrorClass {
             ErrorClass::SyncRepCancelled => "syncrep_cancelled".into(),
             ErrorClass::ReadOnly => "read_only".into(),
             ErrorClass::Timeout => "timeout".into(),
-            ErrorClass::Sql(code) => format!("sqlstate_{code}"),
+            ErrorClass::Sql(code) => format!("sqlstate_{}", code.code()),
             ErrorClass::Other => "other".into(),
         }
     }
@@ -69,9 +69,42 @@ impl ErrorClass {
                 if code.len() != 5 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return None;
                 }
-                ErrorClass::Sql(code.to_string())
+                ErrorClass::Sql(SqlState::from_code(code))
             }
         })
+    }
+
+    /// What orders and hashes a class: its place in the list above, and its SQLSTATE.
+    fn key(&self) -> (u8, &str) {
+        match self {
+            ErrorClass::ConnectionRefused => (0, ""),
+            ErrorClass::ConnectionClosed => (1, ""),
+            ErrorClass::ConnectTimeout => (2, ""),
+            ErrorClass::SyncRepCancelled => (3, ""),
+            ErrorClass::ReadOnly => (4, ""),
+            ErrorClass::Timeout => (5, ""),
+            ErrorClass::Sql(code) => (6, code.code()),
+            ErrorClass::Other => (7, ""),
+        }
+    }
+}
+
+// By hand: tokio-postgres's `SqlState` is neither `Ord` nor `Hash`.
+impl PartialOrd for ErrorClass {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ErrorClass {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl std::hash::Hash for ErrorClass {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
     }
 }
 
@@ -139,7 +172,7 @@ pub fn classify_db(db: &DbError) -> ErrorClass {
             ErrorClass::ConnectionClosed
         }
     } else {
-        ErrorClass::Sql(code.code().to_string())
+        ErrorClass::Sql(code.clone())
     }
 }
 
@@ -171,11 +204,15 @@ mod tests {
             ErrorClass::SyncRepCancelled,
             ErrorClass::ReadOnly,
             ErrorClass::Timeout,
-            ErrorClass::Sql("23505".into()),
+            ErrorClass::Sql(SqlState::UNIQUE_VIOLATION),
             ErrorClass::Other,
         ] {
             assert_eq!(ErrorClass::from_token(&class.token()), Some(class));
         }
+        assert_eq!(
+            ErrorClass::from_token("sqlstate_57014"),
+            Some(ErrorClass::Sql(SqlState::QUERY_CANCELED))
+        );
         assert_eq!(ErrorClass::from_token("sqlstate_1"), None);
         assert_eq!(ErrorClass::from_token("nonsense"), None);
     }

@@ -301,7 +301,9 @@ mod tests {
         }
         w.attempted += 2;
         w.error(ErrorClass::ReadOnly);
-        w.error(ErrorClass::Sql("23505".into()));
+        w.error(ErrorClass::Sql(
+            tokio_postgres::error::SqlState::UNIQUE_VIOLATION,
+        ));
         w.connections = 3;
         let mut total = WorkerStats::default();
         total.merge(&w);

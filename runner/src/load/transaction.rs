@@ -23,6 +23,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config};
 
 use super::config::LoadConfig;
+use tokio_postgres::error::SqlState;
+
 use super::connection::{self, CANCEL_ANSWER_TIMEOUT, Conn, Statements, error_text};
 use super::errors::{self, ErrorClass};
 use super::pacing::Rng;
@@ -216,7 +218,9 @@ fn finish(
         )),
         (Err(err), None) => {
             let class = match errors::classify(&err) {
-                ErrorClass::Sql(code) if code == "57014" && cancelled.is_some() => {
+                ErrorClass::Sql(code)
+                    if code == SqlState::QUERY_CANCELED && cancelled.is_some() =>
+                {
                     ErrorClass::Timeout
                 }
                 class => class,

@@ -196,7 +196,9 @@ mod tests {
             StatusCode::GATEWAY_TIMEOUT
         );
         assert_eq!(
-            status_of(&ErrorClass::Sql("23505".into())),
+            status_of(&ErrorClass::Sql(
+                tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            )),
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }

@@ -21,7 +21,7 @@ use tokio_postgres::Client;
 use super::writer::{WriterSource, WriterWatch};
 use super::{Node, Pool, Pooler, Reach, Receiver, Replication, Slot, Snapshot, SyncWaits};
 use crate::cluster::docker::Docker;
-use crate::cluster::patroni::{self, Member};
+use crate::cluster::patroni::{self, Member, Role};
 use crate::cluster::pg;
 use crate::cluster::settings::Settings;
 use crate::cluster::topology::{Service, Topology};
@@ -96,6 +96,15 @@ fn int(row: &Row, name: &str) -> Option<i64> {
     cell(row, name).and_then(|v| v.parse().ok())
 }
 
+/// A boolean column as the simple query protocol sends it: text, `t` or `f`.
+fn boolean(row: &Row, name: &str) -> Option<bool> {
+    match cell(row, name)? {
+        "t" => Some(true),
+        "f" => Some(false),
+        _ => None,
+    }
+}
+
 fn float(row: &Row, name: &str) -> Option<f64> {
     cell(row, name).and_then(|v| v.parse().ok())
 }
@@ -120,7 +129,7 @@ async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result<Cli
 async fn node_queries(client: &Client, service: &str) -> Result<NodeFindings> {
     let rows = pg::named_rows(client, NODE_SQL).await?;
     let row = rows.first().context("the node query returned no row")?;
-    let standby = cell(row, "standby") == Some("t");
+    let standby = boolean(row, "standby").unwrap_or(false);
     let mut found = NodeFindings {
         standby,
         timeline: int(row, "timeline"),
@@ -162,7 +171,7 @@ async fn node_queries(client: &Client, service: &str) -> Result<NodeFindings> {
             node: service.to_string(),
             name: text(&row, "slot_name"),
             slot_type: text(&row, "slot_type"),
-            active: cell(&row, "active") == Some("t"),
+            active: boolean(&row, "active").unwrap_or(false),
             wal_status: cell(&row, "wal_status").map(str::to_string),
             retained_bytes: int(&row, "retained"),
             safe_wal_size: int(&row, "safe_wal_size"),
@@ -322,8 +331,8 @@ fn assemble(
             Err(why) => Node::down(service.name(), why),
         };
         if let Some(member) = members.iter().find(|m| m.name == node.name) {
-            if !member.role.is_empty() {
-                node.role = Some(member.role.clone());
+            if member.role != Role::Unknown {
+                node.role = Some(member.role.to_string());
             }
             if !member.state.is_empty() {
                 node.patroni_state = Some(member.state.clone());
@@ -653,21 +662,21 @@ mod tests {
         let members = vec![
             Member {
                 name: "patroni1".into(),
-                role: "leader".into(),
+                role: Role::Leader,
                 state: "running".into(),
                 timeline: Some(3),
                 lag: None,
             },
             Member {
                 name: "patroni2".into(),
-                role: "sync_standby".into(),
+                role: Role::SyncStandby,
                 state: "streaming".into(),
                 timeline: Some(3),
                 lag: Some("0".into()),
             },
             Member {
                 name: "patroni3".into(),
-                role: "replica".into(),
+                role: Role::Replica,
                 state: "stopped".into(),
                 timeline: None,
                 lag: None,
