@@ -7,6 +7,15 @@
 //! read-only standby" (read_only), "the client gave up at its bound" (timeout). Each
 //! class has a stable token, used in the ledger's `fail` lines and in the summary's
 //! `errors_<class>` keys, so a chapter's check can name it.
+//!
+//! Classes come from SQLSTATEs and socket errors wherever those tell them apart. Two
+//! read a message instead, because nothing else does: the cancelled SyncRep wait, whose
+//! WARNING `SyncRepWaitForLSN` (src/backend/replication/syncrep.c) raises without an
+//! error code of its own (so 01000, any warning), and pgbouncer's 08P01, which covers
+//! both "cannot log in to the server" and "lost it". The lab's servers pin
+//! `lc_messages = 'C'` (compose/images/node/postgresql.lab.conf, Patroni's
+//! `parameters`), so those messages are the English ones matched here; pgbouncer's are
+//! its own and not translated.
 
 use std::fmt;
 use std::io;
