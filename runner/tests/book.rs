@@ -104,6 +104,7 @@ fn record_fixture(book_dir: &Path) {
     stop.ran_on = "sh".into();
     stop.started_at = "2026-11-27T10:00:06.400Z".into();
     let rec = ChapterRecord {
+        format: runner::lab::record::FORMAT,
         chapter: chapter.path.clone(),
         recorded_at: "2026-11-27T10:00:00Z".into(),
         server_version: Some("17.12".into()),

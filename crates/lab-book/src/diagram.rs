@@ -465,6 +465,7 @@ pgbouncer               pooler   -   postgres-sync-standby  -      -       -    
         let chapter = parse_chapter("book/src/c.md", "c.md", src).unwrap();
         let block = &chapter.blocks[0];
         let rec = |output: &str| ChapterRecord {
+            format: lab_core::record::FORMAT,
             chapter: "c.md".into(),
             recorded_at: "2026-11-28T10:00:00Z".into(),
             server_version: None,

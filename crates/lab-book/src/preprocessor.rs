@@ -136,6 +136,7 @@ impl Preprocessor for LabPreprocessor {
             problems.extend(record::unrecorded(&parsed, record.as_ref(), &file));
             unresolved.extend(diagram::problems(&parsed, record.as_ref(), &file));
             let empty = ChapterRecord {
+                format: record::FORMAT,
                 chapter: rel.clone(),
                 recorded_at: String::new(),
                 server_version: None,

@@ -475,6 +475,7 @@ mod tests {
         });
         b.captures.insert("lost".into(), "0".into());
         let record = ChapterRecord {
+            format: lab_core::record::FORMAT,
             chapter: "c.md".into(),
             recorded_at: "2026-11-27T10:00:00Z".into(),
             server_version: None,
@@ -497,6 +498,7 @@ mod tests {
 
     fn record_of(chapter: &Chapter, blocks: Vec<BlockRecord>) -> ChapterRecord {
         ChapterRecord {
+            format: lab_core::record::FORMAT,
             chapter: chapter.path.clone(),
             recorded_at: "2026-11-27T10:00:00Z".into(),
             server_version: None,

@@ -184,6 +184,7 @@ mod tests {
 
     fn record(captures: &[(&str, &str)]) -> ChapterRecord {
         ChapterRecord {
+            format: lab_core::record::FORMAT,
             chapter: "chapter-4-manual-failover.md".into(),
             recorded_at: "2026-11-28T18:17:40.912Z".into(),
             server_version: None,

@@ -10,14 +10,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::{Block, Chapter};
 
+/// The format of the records this code writes and reads. Raise it when a field changes
+/// meaning or is removed (a new optional field needs no new format); a record of a
+/// newer format is an error naming both, not a silent misreading.
+pub const FORMAT: u32 = 1;
+
+/// Records written before they carried a format are format 1.
+fn format_one() -> u32 {
+    1
+}
+
 /// The record of one chapter run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChapterRecord {
+    /// The record format it was written in ([`FORMAT`]).
+    #[serde(default = "format_one")]
+    pub format: u32,
     /// The chapter's path relative to `book/src`.
     pub chapter: String,
     /// When the run started (UTC, RFC 3339).
@@ -180,9 +193,19 @@ pub fn path(book: &Path, chapter: &Chapter) -> PathBuf {
 pub fn load(book: &Path, chapter: &Chapter) -> Result<Option<ChapterRecord>> {
     let path = path(book, chapter);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("reading {} (not a chapter record)", path.display())),
+        Ok(text) => {
+            let record: ChapterRecord = serde_json::from_str(&text)
+                .with_context(|| format!("reading {} (not a chapter record)", path.display()))?;
+            if record.format > FORMAT {
+                bail!(
+                    "{} is a record of format {}, and this runner reads format {FORMAT} at \
+                     most: update the runner (git pull), or re-record the chapter",
+                    path.display(),
+                    record.format
+                );
+            }
+            Ok(Some(record))
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
     }
@@ -208,6 +231,7 @@ mod tests {
 
     fn record_for(chapter: &Chapter) -> ChapterRecord {
         ChapterRecord {
+            format: FORMAT,
             chapter: chapter.path.clone(),
             recorded_at: "2026-11-27T00:00:00Z".into(),
             server_version: Some("17.12".into()),
@@ -269,5 +293,26 @@ mod tests {
         assert_eq!(first, std::fs::read_to_string(&path).unwrap());
         assert!(first.ends_with("}\n"));
         assert_eq!(load(&dir, &chapter).unwrap().unwrap(), record);
+    }
+
+    #[test]
+    fn a_record_carries_its_format_and_a_newer_one_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let chapter = parse_chapter("c.md", "c.md", "```sh lab\necho 1\n```\n").unwrap();
+        let mut record = record_for(&chapter);
+        let path = save(tmp.path(), &chapter, &record).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("{\n  \"format\": 1,\n  \"chapter\""),
+            "{text}"
+        );
+        assert_eq!(load(tmp.path(), &chapter).unwrap(), Some(record.clone()));
+        // Written before records carried a format: read as format 1.
+        std::fs::write(&path, text.replace("  \"format\": 1,\n", "")).unwrap();
+        assert_eq!(load(tmp.path(), &chapter).unwrap().unwrap().format, 1);
+        record.format = FORMAT + 1;
+        save(tmp.path(), &chapter, &record).unwrap();
+        let err = load(tmp.path(), &chapter).unwrap_err().to_string();
+        assert!(err.contains(&format!("format {}", FORMAT + 1)), "{err}");
     }
 }

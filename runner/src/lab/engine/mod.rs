@@ -138,6 +138,7 @@ impl Engine {
 
         let _ = std::fs::remove_file(&self.shell_state);
         Ok(ChapterRecord {
+            format: crate::lab::record::FORMAT,
             chapter: chapter.path.clone(),
             recorded_at,
             server_version,
