@@ -23,6 +23,7 @@ pub mod output;
 mod parse;
 pub mod record;
 pub mod settings;
+pub mod text_table;
 pub mod topology;
 pub mod topology_state;
 mod typed;

@@ -8,8 +8,6 @@
 //! what the run printed, and a table the parser does not understand is an error at build
 //! time rather than a silently wrong picture. Nothing here talks to the cluster.
 
-use std::fmt::Write as _;
-
 use anyhow::{Result, bail};
 
 /// The columns of the table, in order. `status` is last because it may hold spaces
@@ -131,30 +129,7 @@ impl TopologyState {
                 ]
             })
             .collect();
-        let mut widths: Vec<usize> = COLUMNS.iter().map(|c| c.len()).collect();
-        for row in &cells {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut out = String::new();
-            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-                if i + 1 == cells.len() {
-                    out.push_str(cell);
-                } else {
-                    let _ = write!(out, "{cell:<w$}  ");
-                }
-            }
-            out.trim_end().to_string()
-        };
-        let mut out = line(&COLUMNS.map(String::from));
-        out.push('\n');
-        for row in &cells {
-            out.push_str(&line(row));
-            out.push('\n');
-        }
-        out
+        crate::text_table::table(&COLUMNS, &cells)
     }
 
     /// Reads the table back from a step's output. Blank lines are skipped; the first

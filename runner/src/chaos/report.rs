@@ -396,7 +396,7 @@ impl ChaosReport {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let rows: Vec<Vec<String>> = self.runs.iter().map(run_row).collect();
-        out.push_str(&crate::cluster::table(&RUN_COLUMNS, &rows));
+        out.push_str(&lab_core::text_table::table(&RUN_COLUMNS, &rows));
         out.push('\n');
         let p95_header = format!("p95 (n>={P95_MIN_RUNS})");
         let dist_row = |name: &str, d: &Option<Distribution>, f: &dyn Fn(f64) -> String| match d {
@@ -417,7 +417,7 @@ impl ChaosReport {
         let int = |v: f64| format!("{v:.0}");
         let two = |v: f64| format!("{v:.2}");
         let one = |v: f64| format!("{v:.1}");
-        out.push_str(&crate::cluster::table(
+        out.push_str(&lab_core::text_table::table(
             &[
                 &format!("{} ({} runs)", self.name(), self.runs.len()),
                 "n",
@@ -736,7 +736,7 @@ pub fn summary_table(reports: &[ChaosReport]) -> String {
             ]
         })
         .collect();
-    crate::cluster::table(
+    lab_core::text_table::table(
         &[
             "mode/fault",
             "verified",

@@ -289,7 +289,7 @@ pub async fn status(cluster: &Cluster) -> Result<Option<String>> {
         })
         .collect();
     let mut out = "Patroni cluster (as its REST API /cluster reports it):\n".to_string();
-    out.push_str(&crate::cluster::table(
+    out.push_str(&lab_core::text_table::table(
         &[
             "member",
             "container",

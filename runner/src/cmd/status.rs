@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use runner::cluster::Cluster;
 use runner::cluster::settings::Settings;
-use runner::cluster::{Cluster, table};
+use runner::lab::text_table::table;
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(settings).await?;
