@@ -9,6 +9,7 @@
 //! (`cmd/watch.rs`).
 
 pub mod probe;
+pub mod topology;
 pub mod view;
 pub mod writer;
 
