@@ -1,7 +1,7 @@
 //! One interactive bash in a pseudo-terminal: the reader's terminal.
 //!
-//! The terminal is util-linux's `script -qfec "bash --noprofile --norc --noediting -i"
-//! /dev/null` with its standard input and output piped to the runner. `script` opens the
+//! The terminal is util-linux's `script -qfec "exec bash --noprofile --norc --noediting
+//! -i" /dev/null` with its standard input and output piped to the runner. `script` opens the
 //! pseudo-terminal, makes bash a session leader with the terminal as its controlling
 //! terminal, and copies bytes both ways: writing to its input is typing (Ctrl-C is the
 //! byte `0x03`, which the terminal's line discipline turns into SIGINT for the
@@ -17,10 +17,15 @@
 //! [`super::screen`]), so what is kept is the commands' output alone, as with empty
 //! prompts; `PS1` also carries `$?`, the status of every command line typed.
 //!
-//! Nothing outlives the session: bash is the leader of its own session, so every
-//! process it started — background jobs in their own process groups included — is
-//! found by its session id in `/proc` and killed, when the session closes or is
-//! dropped.
+//! `script` runs its command through `$SHELL -c`, so `SHELL` is set to the bash found
+//! on `PATH`, and the command `exec`s: with `SHELL=/bin/sh` (dash, a CI's default) the
+//! shell in between stayed the session's leader and bash was not (seen: a background
+//! job outlived the terminal).
+//!
+//! Nothing outlives the session: every process bash started — background jobs in their
+//! own process groups included — is in bash's session, found by that session's id
+//! (read from `/proc/<bash>/stat`, not assumed to be bash's pid) and killed when the
+//! session closes or is dropped.
 
 use crate::lab::engine::SharedObserver;
 use std::collections::VecDeque;
@@ -69,8 +74,10 @@ pub struct ReaderSession {
     chunks: mpsc::UnboundedReceiver<Vec<u8>>,
     screen: Screen,
     events: VecDeque<Event>,
-    /// bash's pid: the id of its session.
+    /// bash's pid.
     bash: Pid,
+    /// The id of bash's session: every process it started is in it.
+    session: Option<i32>,
     /// Who hears what the terminal shows, as it arrives.
     echo: Option<SharedObserver>,
     /// Everything the terminal showed (prompts removed), for background jobs' output.
@@ -95,14 +102,16 @@ impl ReaderSession {
         // background of a script, under nohup) passes that on to every process it
         // starts, and an ignored SIGINT stays ignored in bash's jobs: Ctrl-C would
         // interrupt nothing. The reader's terminal starts with the signals' defaults.
+        let bash = find_program("bash", path)?;
         let mut child = Command::new("env")
             .args([
                 "--default-signal=INT,QUIT",
                 "script",
                 "-qfec",
-                "bash --noprofile --norc --noediting -i",
+                "exec bash --noprofile --norc --noediting -i",
                 "/dev/null",
             ])
+            .env("SHELL", &bash)
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PATH", path)
@@ -142,6 +151,7 @@ impl ReaderSession {
             screen: Screen::default(),
             events: VecDeque::new(),
             bash: Pid::from_raw(0),
+            session: None,
             echo: None,
             transcript: String::new(),
             shown: String::new(),
@@ -179,6 +189,13 @@ impl ReaderSession {
             }
         };
         self.bash = Pid::from_raw(bash);
+        self.session = std::fs::read_to_string(format!("/proc/{bash}/stat"))
+            .ok()
+            .and_then(|stat| parse_stat(&stat))
+            .map(|(_, session)| session);
+        if self.session.is_none() {
+            bail!("the reader's shell (pid {bash}) has no session in /proc/{bash}/stat");
+        }
         // The prompt that follows: the shell waits for the first command.
         loop {
             match self.next_event(deadline).await? {
@@ -273,8 +290,8 @@ impl ReaderSession {
             return;
         }
         self.closed = true;
-        if self.bash.as_raw() > 0 {
-            for group in session_groups(self.bash.as_raw()) {
+        if let Some(session) = self.session {
+            for group in session_groups(session) {
                 let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
             }
         }
@@ -415,6 +432,14 @@ fn session_groups(sid: i32) -> Vec<i32> {
         }
     }
     groups
+}
+
+/// The full path of `program` in the directories of `path` (a `PATH` value).
+fn find_program(program: &str, path: &str) -> Result<std::path::PathBuf> {
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("no `{program}` on PATH ({path}) for the reader's terminal"))
 }
 
 /// The process group and session of a `/proc/<pid>/stat` line.
