@@ -19,6 +19,7 @@ use super::{ActionTimes, ChaosObserver, Mode, STEP_TIMEOUT, Topology, fault, sin
 use crate::chaos::Fault;
 use crate::cluster::images::BaseWay;
 use crate::cluster::patroni::Role;
+use crate::cluster::poll::{Look, pending_on_error, poll_until};
 use crate::cluster::topology::Service;
 use crate::cluster::{Cluster, haproxy, patroni, pg};
 
@@ -87,20 +88,23 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     patronictl(cluster, leader, &args).await?;
     // Wait until Patroni applied it: a synchronous standby named, or none.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let members = patroni::members(&cluster.settings).await?;
-        let has_sync = members
-            .iter()
-            .any(|m| m.role == Role::SyncStandby && m.state == "streaming");
-        if has_sync == mode.synchronous() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            bail!("Patroni did not apply synchronous_mode={sync} within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    poll_until(
+        &format!("Patroni applying synchronous_mode={sync}"),
+        Instant::now() + Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            let members = patroni::members(&cluster.settings).await?;
+            let has_sync = members
+                .iter()
+                .any(|m| m.role == Role::SyncStandby && m.state == "streaming");
+            Ok(if has_sync == mode.synchronous() {
+                Look::Ready(())
+            } else {
+                Look::Pending(format!("a streaming sync standby: {has_sync}"))
+            })
+        },
+    )
+    .await?;
     let mut conditions = timers_in_force(cluster, leader).await?;
     conditions.extend(tune_haproxy(cluster, leader).await?);
     Ok(Topology {
@@ -170,29 +174,31 @@ async fn tune_haproxy(cluster: &Cluster, leader: &str) -> Result<Vec<(&'static s
         ("haproxy_fall", words[3].to_string()),
         ("haproxy_rise", words[5].to_string()),
     ];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stat = exec(
-            cluster,
-            haproxy,
-            &[
-                "sh",
-                "-c",
-                "echo 'show stat' | socat stdio /run/haproxy/admin.sock",
-            ],
-        )
-        .await?;
-        let up = haproxy::up_servers(&stat, "primary")?;
-        if up == [leader] {
-            return Ok(found);
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "HAProxy's primary backend has {up:?} up, not only {leader}, 30 s after its reload"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        &format!("HAProxy's primary backend with only {leader} up, after its reload"),
+        Instant::now() + Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let stat = exec(
+                cluster,
+                haproxy,
+                &[
+                    "sh",
+                    "-c",
+                    "echo 'show stat' | socat stdio /run/haproxy/admin.sock",
+                ],
+            )
+            .await?;
+            let up = haproxy::up_servers(&stat, "primary")?;
+            Ok(if up == [leader] {
+                Look::Ready(())
+            } else {
+                Look::Pending(format!("up: {up:?}"))
+            })
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 /// Injects `fault` on the leader and times Patroni's failover as chapter 6 does; returns
@@ -222,26 +228,30 @@ pub async fn fail_over(
         None
     };
     let fault_at = fault::inject(cluster, fault, old, standby).await?;
+    // Every wait below ends by the same deadline: the election's bound from the fault.
     let deadline = fault_at + ELECTION_TIMEOUT;
-    let past = |what: &str| -> Result<()> {
-        if Instant::now() >= deadline {
-            bail!("{what}: not within {ELECTION_TIMEOUT:?} of the fault");
-        }
-        Ok(())
-    };
+    let every = Duration::from_millis(100);
     observer.step(run, "Patroni: leader lock");
-    let new = loop {
-        if let Ok(members) = patroni::members(&cluster.settings).await
-            && let Some(m) = members
-                .iter()
-                .find(|m| m.role == Role::Leader && m.name != old)
-            && let Some((node, _)) = patroni::NODES.iter().find(|(n, _)| *n == m.name)
-        {
-            break *node;
-        }
-        past("a replica taking the leader lock")?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let new = poll_until(
+        "a replica taking the leader lock",
+        deadline,
+        every,
+        || async {
+            let members = patroni::members(&cluster.settings).await;
+            let leader = members.as_ref().ok().and_then(|members| {
+                let m = members
+                    .iter()
+                    .find(|m| m.role == Role::Leader && m.name != old)?;
+                patroni::NODES.iter().find(|(n, _)| *n == m.name)
+            });
+            Ok(match (leader, members) {
+                (Some((node, _)), _) => Look::Ready(*node),
+                (None, Ok(_)) => Look::Pending("no other member holds the lock".into()),
+                (None, Err(err)) => Look::Pending(format!("{err:#}")),
+            })
+        },
+    )
+    .await?;
     let mut times = ActionTimes {
         detected_s: Some(since(fault_at)),
         ..ActionTimes::default()
@@ -253,38 +263,55 @@ pub async fn fail_over(
     observer.step(run, "Patroni: promotion");
     // One connection, kept: a loaded machine can take longer than the poll's interval
     // to open one, and the question is only when recovery ends.
-    let mut client = None;
-    loop {
+    let client = tokio::sync::Mutex::new(None);
+    poll_until("the new leader's promotion", deadline, every, || async {
+        let mut client = client.lock().await;
         if client.is_none() {
-            client = pg::connect(&cluster.settings, new, "postgres").await.ok();
-        }
-        if let Some(c) = &client {
-            match tokio::time::timeout(
-                Duration::from_secs(2),
-                pg::flag(c, "SELECT NOT pg_is_in_recovery()"),
-            )
-            .await
-            {
-                Ok(Ok(Some(true))) => break,
-                Ok(Ok(_)) => {}
-                _ => client = None,
+            match pg::connect(&cluster.settings, new, "postgres").await {
+                Ok(c) => *client = Some(c),
+                Err(err) => return Ok(Look::Pending(format!("{err:#}"))),
             }
         }
-        past("the new leader's promotion")?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let Some(c) = client.as_ref() else {
+            return Ok(Look::Pending("no connection".into()));
+        };
+        let answer = tokio::time::timeout(
+            Duration::from_secs(2),
+            pg::flag(c, "SELECT NOT pg_is_in_recovery()"),
+        )
+        .await;
+        Ok(match answer {
+            Ok(Ok(Some(true))) => Look::Ready(()),
+            Ok(Ok(_)) => Look::Pending(format!("{new} still in recovery")),
+            Ok(Err(err)) => {
+                *client = None;
+                Look::Pending(format!("{err:#}"))
+            }
+            Err(_) => {
+                *client = None;
+                Look::Pending(format!("{new}: no answer within 2 s"))
+            }
+        })
+    })
+    .await?;
     times.promoted_s = Some(since(fault_at));
     observer.step(run, "HAProxy");
-    loop {
-        if let Ok(Some(up)) =
-            patroni::haproxy_primary(&cluster.settings, Duration::from_secs(1)).await
-            && up == new
-        {
-            break;
-        }
-        past("HAProxy sending writes to the new leader")?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        "HAProxy sending writes to the new leader",
+        deadline,
+        every,
+        || async {
+            pending_on_error(
+                patroni::haproxy_primary(&cluster.settings, Duration::from_secs(1))
+                    .await
+                    .map(|up| match up {
+                        Some(up) if up == new => Look::Ready(()),
+                        other => Look::Pending(format!("HAProxy's primary: {other:?}")),
+                    }),
+            )
+        },
+    )
+    .await?;
     times.rerouted_s = Some(since(fault_at));
     Ok((fault_at, times))
 }

@@ -15,6 +15,7 @@ use super::{ActionTimes, ChaosObserver, STEP_TIMEOUT, Topology, fault, since};
 use crate::chaos::Fault;
 use crate::cluster::Cluster;
 use crate::cluster::pg;
+use crate::cluster::poll::{Look, poll_until};
 
 /// How long the probe waits for the primary's answer before it calls it down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -76,25 +77,37 @@ async fn answers(cluster: &Cluster, service: &str) -> bool {
 
 /// The operator's probe: until `service` stops answering.
 async fn wait_down(cluster: &Cluster, service: &str) -> Result<()> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while answers(cluster, service).await {
-        if Instant::now() >= deadline {
-            bail!("{service} still answered {STEP_TIMEOUT:?} after the fault");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        &format!("{service} no longer answering after the fault"),
+        Instant::now() + STEP_TIMEOUT,
+        Duration::from_millis(100),
+        || async {
+            Ok(if answers(cluster, service).await {
+                Look::Pending(format!("{service} answered SELECT 1"))
+            } else {
+                Look::Ready(())
+            })
+        },
+    )
+    .await?;
     Ok(())
 }
 
 /// Until `service` answers again (after a restart).
 async fn wait_up(cluster: &Cluster, service: &str) -> Result<()> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while !answers(cluster, service).await {
-        if Instant::now() >= deadline {
-            bail!("{service} did not answer within {STEP_TIMEOUT:?} of its restart");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        &format!("{service} answering after its restart"),
+        Instant::now() + STEP_TIMEOUT,
+        Duration::from_millis(200),
+        || async {
+            Ok(if answers(cluster, service).await {
+                Look::Ready(())
+            } else {
+                Look::Pending(format!("{service} did not answer SELECT 1"))
+            })
+        },
+    )
+    .await?;
     Ok(())
 }
 

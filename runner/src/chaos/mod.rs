@@ -54,6 +54,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
+use crate::cluster::poll::{Look, poll_until};
 use crate::load::{self, LoadConfig, LoadObserver, Progress};
 use crate::verify::{self, VerifyReport};
 
@@ -379,13 +380,18 @@ impl LoadObserver for AckCounter {
 impl AckCounter {
     /// Waits until the writer reports its first acknowledged writes, for at most `bound`.
     async fn wait_first_ack(&self, bound: Duration) -> Result<()> {
-        let deadline = Instant::now() + bound;
-        while self.latest().1 == 0 {
-            if Instant::now() >= deadline {
-                anyhow::bail!("before the fault: no acknowledged write within {bound:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        poll_until(
+            "before the fault: a first acknowledged write",
+            Instant::now() + bound,
+            Duration::from_millis(50),
+            || async {
+                Ok(match self.latest() {
+                    (_, 0) => Look::Pending("0 acknowledged".into()),
+                    _ => Look::Ready(()),
+                })
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -401,22 +407,32 @@ impl AckCounter {
     /// time, so the baseline is the first line from after `after`, and the wait ends at
     /// the first line with more.
     async fn wait_ack_after(&self, after: Duration, bound: Duration, what: &str) -> Result<()> {
-        let deadline = Instant::now() + bound;
-        let mut baseline = None;
-        loop {
-            let (at, acknowledged) = self.latest();
-            if at >= after {
-                match baseline {
-                    None => baseline = Some(acknowledged),
-                    Some(base) if acknowledged > base => return Ok(()),
-                    Some(_) => {}
+        let baseline = std::cell::Cell::new(None);
+        poll_until(
+            &format!("{what}: an acknowledged write"),
+            Instant::now() + bound,
+            Duration::from_millis(100),
+            || async {
+                let (at, acknowledged) = self.latest();
+                if at < after {
+                    return Ok(Look::Pending("no live line from after the re-route".into()));
                 }
-            }
-            if Instant::now() >= deadline {
-                anyhow::bail!("{what}: no acknowledged write within {bound:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                Ok(match baseline.get() {
+                    Some(base) if acknowledged > base => Look::Ready(()),
+                    Some(base) => {
+                        Look::Pending(format!("{acknowledged} acknowledged, as at {base}"))
+                    }
+                    None => {
+                        baseline.set(Some(acknowledged));
+                        Look::Pending(format!(
+                            "{acknowledged} acknowledged at the first line after"
+                        ))
+                    }
+                })
+            },
+        )
+        .await?;
+        Ok(())
     }
 }
 

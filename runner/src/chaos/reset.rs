@@ -15,6 +15,7 @@ use anyhow::{Result, bail};
 
 use super::{Mode, STEP_TIMEOUT, Topology, automatic, fault};
 use crate::cluster::images::BaseWay;
+use crate::cluster::poll::{Look, poll_until};
 use crate::cluster::topology::Service;
 use crate::cluster::{Cluster, DEFAULT_SERVICES, pg};
 
@@ -76,27 +77,26 @@ pub async fn reset(cluster: &mut Cluster, mode: Mode, build: bool) -> Result<Top
     // Wait until the standby's sync_state is what the mode says (a reload is
     // asynchronous: the walsender picks it up on its next cycle).
     let want = if mode.synchronous() { "sync" } else { "async" };
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-        let state = pg::scalar(
-            &client,
-            &format!(
-                "SELECT sync_state FROM pg_stat_replication \
-                 WHERE application_name = '{standby}' AND state = 'streaming'"
-            ),
-        )
-        .await?;
-        if state.as_deref() == Some(want) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{standby} is {} on the primary, not {want}, {STEP_TIMEOUT:?} after the reset",
-                state.as_deref().unwrap_or("not streaming")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        &format!("{standby} {want} on the primary after the reset"),
+        Instant::now() + STEP_TIMEOUT,
+        Duration::from_millis(100),
+        || async {
+            let state = pg::scalar(
+                &client,
+                &format!(
+                    "SELECT sync_state FROM pg_stat_replication \
+                     WHERE application_name = '{standby}' AND state = 'streaming'"
+                ),
+            )
+            .await?;
+            Ok(match state.as_deref() {
+                Some(state) if state == want => Look::Ready(()),
+                state => Look::Pending(format!("{standby}: {}", state.unwrap_or("not streaming"))),
+            })
+        },
+    )
+    .await?;
     Ok(Topology {
         primary,
         standby: Some(standby),

@@ -12,6 +12,8 @@ pub mod haproxy;
 pub mod images;
 pub mod patroni;
 pub mod pg;
+pub mod poll;
+pub mod session;
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use crate::cluster::docker::Docker;
 use crate::cluster::settings::Settings;
 use crate::cluster::topology::Service;
 use images::{BaseWay, Suite};
+use poll::{Look, PollError, pending_on_error, poll_until};
 
 /// The streaming cluster's PostgreSQL services, primary first.
 pub const POSTGRES_SERVICES: &[&str] = &[
@@ -255,37 +258,41 @@ impl Cluster {
         Ok(None)
     }
 
-    /// Waits until every running standby streams from the primary.
+    /// Waits until every running standby streams from the primary; on a timeout, the
+    /// error carries the last log lines of the standbys still missing.
     pub async fn wait_streaming(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut last;
-        loop {
-            match self.streaming_gaps().await {
-                Ok(missing) if missing.is_empty() => return Ok(()),
-                Ok(missing) => last = format!("not streaming yet: {}", missing.join(", ")),
-                Err(err) => last = format!("{err:#}"),
-            }
-            if Instant::now() >= deadline {
-                let mut msg = format!(
-                    "standbys did not stream within {} s ({last})",
-                    timeout.as_secs()
-                );
-                for service in POSTGRES_SERVICES {
-                    if last.contains(service) {
-                        let tail = self
-                            .docker
-                            .logs_tail(self.settings.project(), service, 15)
-                            .await?;
-                        msg.push_str(&format!(
-                            "\n--- {service} last log lines:\n{}",
-                            tail.trim_end()
-                        ));
+        let waited = poll_until(
+            "every running standby streaming",
+            Instant::now() + timeout,
+            Duration::from_millis(250),
+            || async {
+                pending_on_error(self.streaming_gaps().await.map(|missing| {
+                    if missing.is_empty() {
+                        Look::Ready(())
+                    } else {
+                        Look::Pending(format!("not streaming yet: {}", missing.join(", ")))
                     }
+                }))
+            },
+        )
+        .await;
+        let Err(err) = waited else { return Ok(()) };
+        let mut msg = err.to_string();
+        if let PollError::TimedOut { last, .. } = &err {
+            for service in POSTGRES_SERVICES {
+                if last.contains(service) {
+                    let tail = self
+                        .docker
+                        .logs_tail(self.settings.project(), service, 15)
+                        .await?;
+                    msg.push_str(&format!(
+                        "\n--- {service} last log lines:\n{}",
+                        tail.trim_end()
+                    ));
                 }
-                bail!(msg);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        bail!(msg)
     }
 
     /// The running standbys that the primary does not list as streaming.

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::cluster::Cluster;
 use crate::cluster::haproxy;
+use crate::cluster::poll::{Look, pending_on_error, poll_until};
 use crate::cluster::settings::Settings;
 use crate::cluster::topology::{Service, Topology};
 
@@ -195,31 +196,30 @@ pub async fn leader(settings: &Settings) -> Option<&'static str> {
 /// Waits until Patroni reports a running leader and every other running node of the
 /// cluster as a streaming replica.
 pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
     let project = cluster.settings.project().to_string();
-    loop {
-        let last = match ready(cluster, &project).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(why)) => why,
-            Err(err) => format!("{err:#}"),
-        };
-        if Instant::now() >= deadline {
-            let mut msg = format!(
-                "the Patroni cluster had no leader with streaming replicas within {} s ({last})",
-                timeout.as_secs()
-            );
-            for (node, _) in NODES {
-                if let Ok(tail) = cluster.docker.logs_tail(&project, node, 10).await {
-                    msg.push_str(&format!(
-                        "\n--- {node} last log lines:\n{}",
-                        tail.trim_end()
-                    ));
-                }
-            }
-            bail!(msg);
+    let waited = poll_until(
+        "the Patroni cluster: a leader with streaming replicas",
+        Instant::now() + timeout,
+        Duration::from_millis(250),
+        || async {
+            pending_on_error(ready(cluster, &project).await.map(|missing| match missing {
+                None => Look::Ready(()),
+                Some(why) => Look::Pending(why),
+            }))
+        },
+    )
+    .await;
+    let Err(err) = waited else { return Ok(()) };
+    let mut msg = err.to_string();
+    for (node, _) in NODES {
+        if let Ok(tail) = cluster.docker.logs_tail(&project, node, 10).await {
+            msg.push_str(&format!(
+                "\n--- {node} last log lines:\n{}",
+                tail.trim_end()
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    bail!(msg)
 }
 
 /// `None` when ready, else what is still missing.

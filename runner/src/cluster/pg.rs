@@ -2,22 +2,24 @@
 //!
 //! The engine queries the cluster to decide things — is a node a standby, is the slot
 //! active, what is pgbouncer's `cl_waiting` — over the services' published ports on
-//! 127.0.0.1 with the scram password from `compose/.env`. Every connect and query has
-//! a timeout, so an unreachable or hung node is an error, never a hang.
+//! 127.0.0.1 with the scram password from `compose/.env`. Each connection is a
+//! [`Session`] (see `session.rs`): every connect and query has a bound, so an
+//! unreachable or hung node is an error naming it, never a hang.
 
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::Config;
 
+use crate::cluster::session::{Bounds, Session};
 use crate::cluster::settings::Settings;
 
-/// The bound on one query issued by the runner itself.
+/// The bound on one query issued by the runner itself (a [`Session`]'s default).
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to `dbname` on `service` within 5 s.
-pub async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result<Client> {
+/// Connects to `dbname` on `service` within 5 s, as `runner`.
+pub async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result<Session> {
     connect_as(settings, service, dbname, "runner").await
 }
 
@@ -28,25 +30,16 @@ pub async fn connect_as(
     service: &str,
     dbname: &str,
     application_name: &str,
-) -> Result<Client> {
-    let conninfo = format!(
-        "{} application_name={application_name}",
-        settings.conninfo(service, dbname)?
+) -> Result<Session> {
+    let config: Config = settings
+        .conninfo(service, dbname)?
+        .parse()
+        .with_context(|| format!("the connection string of {service}"))?;
+    let target = format!(
+        "{service} on 127.0.0.1:{}",
+        settings.port(service).unwrap_or(0)
     );
-    let connect = tokio_postgres::connect(&conninfo, NoTls);
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(5), connect)
-        .await
-        .map_err(|_| anyhow!("connecting to {service}: no answer within 5 s"))?
-        .with_context(|| {
-            format!(
-                "connecting to {service} on 127.0.0.1:{}",
-                settings.port(service).unwrap_or(0)
-            )
-        })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    Ok(Session::open(&target, &config, application_name, Bounds::default()).await?)
 }
 
 /// Awaits `fut` for at most `bound`, naming `what` in the error.
@@ -66,44 +59,28 @@ where
 
 /// Runs a simple-protocol query and returns its rows as text cells (NULL as `None`).
 /// The simple protocol also serves pgbouncer's admin console.
-pub async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let messages = bounded(sql, QUERY_TIMEOUT, client.simple_query(sql)).await?;
-    Ok(messages
+pub async fn rows(session: &Session, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    Ok(session
+        .simple(sql)
+        .await?
         .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
+        .map(|row| row.into_iter().map(|(_, value)| value).collect())
         .collect())
 }
 
 /// Like [`rows`], with each row as (column name, value) pairs.
-pub async fn named_rows(client: &Client, sql: &str) -> Result<Vec<Vec<(String, Option<String>)>>> {
-    let messages = bounded(sql, QUERY_TIMEOUT, client.simple_query(sql)).await?;
-    Ok(messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                row.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.name().to_string(), row.get(i).map(str::to_string)))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect())
+pub async fn named_rows(
+    session: &Session,
+    sql: &str,
+) -> Result<Vec<Vec<(String, Option<String>)>>> {
+    Ok(session.simple(sql).await?)
 }
 
 /// The boolean `sql` returns in its first row's first column, typed (extended
 /// protocol; a column that is not `boolean` is an error), within the query bound;
 /// `None` for no row or NULL.
-pub async fn flag(client: &Client, sql: &str) -> Result<Option<bool>> {
-    let rows = bounded(sql, QUERY_TIMEOUT, client.query(sql, &[])).await?;
+pub async fn flag(session: &Session, sql: &str) -> Result<Option<bool>> {
+    let rows = session.query(sql, &[]).await?;
     match rows.first() {
         None => Ok(None),
         Some(row) => row
@@ -113,8 +90,8 @@ pub async fn flag(client: &Client, sql: &str) -> Result<Option<bool>> {
 }
 
 /// The first cell of the first row.
-pub async fn scalar(client: &Client, sql: &str) -> Result<Option<String>> {
-    Ok(rows(client, sql)
+pub async fn scalar(session: &Session, sql: &str) -> Result<Option<String>> {
+    Ok(rows(session, sql)
         .await?
         .into_iter()
         .next()

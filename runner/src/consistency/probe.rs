@@ -24,12 +24,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::{Config, Row};
 
 use super::log::{Event, LogWriter, Read, Skip, Write};
+use crate::cluster::poll::{Look, poll_until};
+use crate::cluster::session::{Bounds, Session};
 use crate::load::ledger::{op_base, random_run_id};
 
 /// The bound of one connect or one statement of a probe.
@@ -44,61 +45,37 @@ pub struct Node {
     pub conninfo: String,
 }
 
-/// One connection of a probe.
+/// One connection of a probe: a bounded [`Session`] and the node's name for the log.
 struct Conn {
     node: String,
-    client: Client,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
+    session: Session,
 }
 
 impl Conn {
     async fn open(node: &Node) -> Result<Conn> {
-        let mut config = Config::from_str(&node.conninfo)
+        let config = Config::from_str(&node.conninfo)
             .with_context(|| format!("parsing the connection string of {}", node.name))?;
-        config
-            .application_name("runner-consistency")
-            .connect_timeout(BOUND);
-        let (client, connection) = timeout(BOUND, config.connect(NoTls))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("connecting to {}: no answer within {BOUND:?}", node.name)
-            })?
-            .with_context(|| format!("connecting to {}", node.name))?;
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let bounds = Bounds {
+            connect: BOUND,
+            query: BOUND,
+        };
+        let session = Session::open(&node.name, &config, "runner-consistency", bounds).await?;
         Ok(Conn {
             node: node.name.clone(),
-            client,
-            driver,
+            session,
         })
     }
 
     async fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        match timeout(BOUND, self.client.query_one(sql, params)).await {
-            Ok(result) => result.with_context(|| format!("on {}: {sql}", self.node)),
-            Err(_) => bail!("on {}: no answer within {BOUND:?}: {sql}", self.node),
-        }
+        Ok(self.session.query_one(sql, params).await?)
     }
 
     async fn all(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        match timeout(BOUND, self.client.query(sql, params)).await {
-            Ok(result) => result.with_context(|| format!("on {}: {sql}", self.node)),
-            Err(_) => bail!("on {}: no answer within {BOUND:?}: {sql}", self.node),
-        }
+        Ok(self.session.query(sql, params).await?)
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        match timeout(BOUND, self.client.execute(sql, params)).await {
-            Ok(result) => result.with_context(|| format!("on {}: {sql}", self.node)),
-            Err(_) => bail!("on {}: no answer within {BOUND:?}: {sql}", self.node),
-        }
+        Ok(self.session.execute(sql, params).await?)
     }
 }
 
@@ -269,21 +246,25 @@ pub async fn read_your_writes(config: &RywConfig) -> Result<Costs> {
 /// returns how long it took.
 async fn wait_for_replay(reader: &Conn, lsn: &str, bound: Duration) -> Result<Duration> {
     let started = Instant::now();
-    loop {
-        let row = reader
-            .one(
-                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                &[&lsn],
-            )
-            .await?;
-        if row.get::<_, Option<bool>>(0) == Some(true) {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() >= bound {
-            bail!("{} did not replay past {lsn} within {bound:?}", reader.node);
-        }
-        sleep(Duration::from_millis(1)).await;
-    }
+    poll_until(
+        &format!("{} replaying past {lsn}", reader.node),
+        (started + bound).into_std(),
+        Duration::from_millis(1),
+        || async {
+            let row = reader
+                .one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&lsn],
+                )
+                .await?;
+            Ok(match row.get::<_, Option<bool>>(0) {
+                Some(true) => Look::Ready(started.elapsed()),
+                _ => Look::Pending("not replayed yet".into()),
+            })
+        },
+    )
+    .await
+    .map_err(Into::into)
 }
 
 /// How the monotonic-reads probe keeps a session from going back in time.
@@ -420,30 +401,34 @@ async fn pick_caught_up<'a>(
     log: &LogWriter,
     start: Instant,
 ) -> Result<&'a Conn> {
-    let started = Instant::now();
-    loop {
-        for k in 0..conns.len() {
-            let conn = &conns[(turn + k) % conns.len()];
-            let lsn: Option<String> = conn.one(&format!("SELECT {NODE_LSN}"), &[]).await?.get(0);
-            if lsn
-                .as_deref()
-                .and_then(parse_lsn)
-                .is_some_and(|p| p >= highest)
-            {
-                return Ok(conn);
+    poll_until(
+        "a node replayed as far as the session has seen",
+        (Instant::now() + bound).into_std(),
+        Duration::from_millis(10),
+        || async {
+            for k in 0..conns.len() {
+                let conn = &conns[(turn + k) % conns.len()];
+                let lsn: Option<String> =
+                    conn.one(&format!("SELECT {NODE_LSN}"), &[]).await?.get(0);
+                if lsn
+                    .as_deref()
+                    .and_then(parse_lsn)
+                    .is_some_and(|p| p >= highest)
+                {
+                    return Ok(Look::Ready(conn));
+                }
+                log.event(&Event::Skip(Skip {
+                    session: "s1".into(),
+                    node: conn.node.clone(),
+                    at: start.elapsed(),
+                    lsn,
+                }))?;
             }
-            log.event(&Event::Skip(Skip {
-                session: "s1".into(),
-                node: conn.node.clone(),
-                at: start.elapsed(),
-                lsn,
-            }))?;
-        }
-        if started.elapsed() >= bound {
-            bail!("no node replayed as far as the session has seen within {bound:?}");
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
+            Ok(Look::Pending(format!("every node behind {highest:X}")))
+        },
+    )
+    .await
+    .map_err(Into::into)
 }
 
 /// What the watcher does.

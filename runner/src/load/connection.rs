@@ -25,19 +25,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_postgres::error::{DbError, SqlState};
-use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{
-    AsyncMessage, Client, Config, Connection, NoTls, SimpleQueryMessage, Socket, Statement,
-};
+use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use super::config::{LoadConfig, StatementMode};
 use super::errors::{self, ErrorClass};
 use super::report::{LoadObserver, Notice};
+use crate::cluster::session::{Bounds, Session, SessionError, describe};
 
 /// How long a cancel request may take to be delivered.
 pub(super) const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -99,24 +95,16 @@ impl Statements {
     }
 }
 
-/// One connection with its notice channel.
+/// One worker's session (its notices forwarded) and its prepared statement.
 pub(crate) struct Conn {
-    pub(super) client: Client,
-    pub(super) notices: mpsc::UnboundedReceiver<DbError>,
+    pub(super) session: Session,
     pub(super) statement: Option<Statement>,
-    driver: JoinHandle<()>,
 }
 
 impl Conn {
     /// Whether the connection is gone (the server or the network closed it).
     pub(crate) fn is_closed(&self) -> bool {
-        self.client.is_closed()
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
+        self.session.is_closed()
     }
 }
 
@@ -132,55 +120,46 @@ pub(super) async fn connect(
     bound: Duration,
     fall_back: FallBack<'_>,
 ) -> Result<Conn, (ErrorClass, String)> {
-    let attempt = async {
-        let (client, connection) = pg.connect(NoTls).await?;
-        let (notices, driver) = drive(connection);
-        let mut conn = Conn {
-            client,
-            notices,
-            statement: None,
-            driver,
-        };
-        if !statements.unnamed() {
-            match conn
-                .client
-                .prepare_typed(statements.sql, &statements.types)
-                .await
-            {
-                Ok(statement) => conn.statement = Some(statement),
-                Err(err) if lacks_prepared_support(&err) => fall_back(&err),
-                Err(err) => return Err(err),
-            }
-        }
-        Ok::<Conn, tokio_postgres::Error>(conn)
+    // The connect and the prepare, each within `bound` (the writer's statements are
+    // bounded by the run, not by the session).
+    let bounds = Bounds {
+        connect: bound,
+        query: bound,
     };
-    match timeout(bound + Duration::from_secs(1), attempt).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(err)) => Err((errors::classify(&err), error_text(&err))),
-        Err(_) => Err((
-            ErrorClass::ConnectTimeout,
-            format!("no connection within {bound:?}"),
-        )),
-    }
-}
-
-/// Drives a connection in a task, forwarding its notices to the returned channel.
-fn drive(
-    mut connection: Connection<Socket, NoTlsStream>,
-) -> (mpsc::UnboundedReceiver<DbError>, JoinHandle<()>) {
-    let (tx, notices) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notice(notice))) => {
-                    let _ = tx.send(notice);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
+    let application_name = pg.get_application_name().unwrap_or("runner-load");
+    let session = Session::open("the target", pg, application_name, bounds)
+        .await
+        .map_err(|err| match &err {
+            SessionError::ConnectTimeout { bound, .. } => (
+                ErrorClass::ConnectTimeout,
+                format!("no connection within {bound:?}"),
+            ),
+            _ => match err.driver_error() {
+                Some(driver) => (errors::classify(driver), describe(driver)),
+                None => (ErrorClass::Other, err.to_string()),
+            },
+        })?;
+    let mut conn = Conn {
+        session,
+        statement: None,
+    };
+    if !statements.unnamed() {
+        let prepare = conn
+            .session
+            .prepare_typed(statements.sql, &statements.types);
+        match timeout(bound, prepare).await {
+            Ok(Ok(statement)) => conn.statement = Some(statement),
+            Ok(Err(err)) if lacks_prepared_support(&err) => fall_back(&err),
+            Ok(Err(err)) => return Err((errors::classify(&err), describe(&err))),
+            Err(_) => {
+                return Err((
+                    ErrorClass::ConnectTimeout,
+                    format!("no statement prepared within {bound:?}"),
+                ));
             }
         }
-    });
-    (notices, driver)
+    }
+    Ok(conn)
 }
 
 /// Sends the statement with `values`: bind + execute of the prepared one, or, once the
@@ -228,16 +207,7 @@ fn lacks_prepared_support(err: &tokio_postgres::Error) -> bool {
 /// The error's text with its cause chain (`error connecting to server: Connection
 /// refused (os error 111)`).
 pub(super) fn error_text(err: &tokio_postgres::Error) -> String {
-    let mut text = err.to_string();
-    if let Some(db) = err.as_db_error() {
-        text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-    } else if let Some(source) = std::error::Error::source(err) {
-        let cause = source.to_string();
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
+    describe(err)
 }
 
 /// Picks prepared or unnamed statements for `auto`, asking pgbouncer's admin console
@@ -275,22 +245,27 @@ enum Probe {
 async fn probe_pgbouncer(pg: &Config, bound: Duration) -> Probe {
     let mut admin = pg.clone();
     admin.dbname("pgbouncer");
-    let attempt = async {
-        let (client, connection) = admin.connect(NoTls).await?;
-        let driver = tokio::spawn(connection);
-        let rows = client.simple_query("SHOW CONFIG").await;
-        driver.abort();
-        rows
+    let bounds = Bounds {
+        connect: bound,
+        query: bound,
     };
-    match timeout(bound + Duration::from_secs(1), attempt).await {
-        Ok(Ok(messages)) => {
-            let max_prepared = messages.iter().find_map(|m| match m {
-                SimpleQueryMessage::Row(row)
-                    if row.get("key") == Some("max_prepared_statements") =>
-                {
-                    row.get("value").and_then(|v| v.parse().ok())
-                }
-                _ => None,
+    let attempt = async {
+        let session =
+            Session::open("pgbouncer's admin console", &admin, "runner-load", bounds).await?;
+        session.simple("SHOW CONFIG").await
+    };
+    let attempt: Result<_, SessionError> = attempt.await;
+    match attempt {
+        Ok(rows) => {
+            let cell = |row: &[(String, Option<String>)], name: &str| {
+                row.iter()
+                    .find(|(column, _)| column == name)
+                    .and_then(|(_, value)| value.clone())
+            };
+            let max_prepared = rows.iter().find_map(|row| {
+                (cell(row, "key").as_deref() == Some("max_prepared_statements"))
+                    .then(|| cell(row, "value").and_then(|v| v.parse().ok()))
+                    .flatten()
             });
             match max_prepared {
                 Some(max_prepared) => Probe::PgBouncer { max_prepared },
@@ -298,7 +273,7 @@ async fn probe_pgbouncer(pg: &Config, bound: Duration) -> Probe {
             }
         }
         // PostgreSQL itself: no database "pgbouncer" (or some other server error).
-        Ok(Err(err)) if err.as_db_error().is_some() => Probe::PostgreSql,
-        _ => Probe::Unknown,
+        Err(err) if err.driver_error().and_then(|e| e.as_db_error()).is_some() => Probe::PostgreSql,
+        Err(_) => Probe::Unknown,
     }
 }

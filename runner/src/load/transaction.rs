@@ -145,25 +145,20 @@ impl Transactor {
         give_up: impl Future<Output = ()>,
     ) -> TxResult {
         // Notices left from before this transaction are not about it.
-        while conn.notices.try_recv().is_ok() {}
+        let statement = conn.statement.as_ref();
+        let (client, notices) = conn.session.split();
+        while notices.try_recv().is_ok() {}
         let deadline = self.commit_timeout.map(|d| Instant::now() + d);
-        let client = &conn.client;
         let mut values: Vec<&(dyn ToSql + Sync)> = vec![&p.op, &p.inventory, &p.customer, &p.cents];
         if let Some(level) = &self.synchronous_commit {
             values.push(level);
         }
         let fall_back = |err: &tokio_postgres::Error| self.fall_back_to_unnamed(err);
-        let exec = connection::execute(
-            &self.statements,
-            client,
-            conn.statement.as_ref(),
-            &values,
-            &fall_back,
-        );
+        let exec = connection::execute(&self.statements, client, statement, &values, &fall_back);
         tokio::pin!(exec);
         let cancel = tokio::select! {
             result = &mut exec => {
-                return finish(result, &mut conn.notices, None, client);
+                return finish(result, notices, None, client);
             }
             _ = sleep_until_opt(deadline) => Cancel::Bound,
             _ = give_up => Cancel::GaveUp,
@@ -173,7 +168,7 @@ impl Transactor {
         // with a WARNING and a *successful* commit.
         connection::cancel(client).await;
         match timeout(CANCEL_ANSWER_TIMEOUT, &mut exec).await {
-            Ok(result) => finish(result, &mut conn.notices, Some(cancel), client),
+            Ok(result) => finish(result, notices, Some(cancel), client),
             Err(_) => TxResult {
                 outcome: Err((
                     ErrorClass::Timeout,

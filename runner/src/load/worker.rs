@@ -89,7 +89,7 @@ pub(super) async fn worker(
                 Some(next_backoff(backoff))
             }
         };
-        if result.drop_connection || c.client.is_closed() {
+        if result.drop_connection || c.is_closed() {
             conn = None;
         }
     }

@@ -23,10 +23,10 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cluster::session::{Bounds, Session};
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use tokio_postgres::NoTls;
 use tokio_postgres::types::Type;
 
 use crate::load::ledger::format_secs;
@@ -278,26 +278,28 @@ impl Expectation {
     }
 }
 
-/// The op ids of `range` present in `rental` on the node at `conninfo`, within `bound`.
+/// The op ids of `range` present in `rental` on the node at `conninfo` (named `on`),
+/// within `bound`.
 async fn fetch_present(
     conninfo: &str,
+    on: &str,
     range: RangeInclusive<i64>,
     bound: Duration,
 ) -> Result<BTreeSet<i64>> {
+    let config: tokio_postgres::Config = conninfo.parse().context("the connection string")?;
+    let bounds = Bounds {
+        connect: bound,
+        query: bound,
+    };
     let query = async {
-        let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
-            .await
-            .context("connecting")?;
-        let driver = tokio::spawn(connection);
+        let session = Session::open(on, &config, "runner-verify", bounds).await?;
         // Unnamed statement: correct through pgbouncer's transaction pooling too.
-        let rows = client
+        let rows = session
             .query_typed(
                 "SELECT op_id FROM rental WHERE op_id BETWEEN $1 AND $2",
                 &[(range.start(), Type::INT8), (range.end(), Type::INT8)],
             )
-            .await
-            .context("querying rental")?;
-        driver.abort();
+            .await?;
         rows.iter()
             .map(|row| row.try_get::<_, i64>(0).context("reading op_id"))
             .collect::<Result<BTreeSet<i64>>>()
@@ -316,7 +318,7 @@ pub async fn verify(
     bound: Duration,
 ) -> Result<VerifyReport> {
     let ledger = Ledger::read(path)?;
-    let present = fetch_present(conninfo, ledger.header.op_range(), bound)
+    let present = fetch_present(conninfo, on, ledger.header.op_range(), bound)
         .await
         .with_context(|| format!("reading the run's op ids on {on}"))?;
     Ok(VerifyReport::new(

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::cluster::session::Session;
 use anyhow::{Context, Result, anyhow};
 use bollard::query_parameters::ListContainersOptions;
 use chrono::Utc;
 use futures_util::future::join_all;
-use tokio_postgres::Client;
 
 use super::writer::{WriterSource, WriterWatch};
 use super::{Node, Pool, Pooler, Reach, Receiver, Replication, Slot, Snapshot, SyncWaits};
@@ -122,11 +122,11 @@ struct NodeFindings {
     sync_waits: Option<SyncWaits>,
 }
 
-async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result<Client> {
+async fn connect(settings: &Settings, service: &str, dbname: &str) -> Result<Session> {
     pg::connect_as(settings, service, dbname, APPLICATION_NAME).await
 }
 
-async fn node_queries(client: &Client, service: &str) -> Result<NodeFindings> {
+async fn node_queries(client: &Session, service: &str) -> Result<NodeFindings> {
     let rows = pg::named_rows(client, NODE_SQL).await?;
     let row = rows.first().context("the node query returned no row")?;
     let standby = boolean(row, "standby").unwrap_or(false);
@@ -189,7 +189,7 @@ async fn node_queries(client: &Client, service: &str) -> Result<NodeFindings> {
     Ok(found)
 }
 
-async fn pooler_queries(client: &Client) -> Result<(Vec<Pool>, Vec<(String, String)>)> {
+async fn pooler_queries(client: &Session) -> Result<(Vec<Pool>, Vec<(String, String)>)> {
     let pools = pg::named_rows(client, "SHOW POOLS")
         .await?
         .iter()
@@ -223,7 +223,7 @@ async fn pooler_queries(client: &Client) -> Result<(Vec<Pool>, Vec<(String, Stri
 /// kept connection that fails is replaced once, within the same frame.
 macro_rules! with_session {
     ($slot:expr, $connect:expr, $work:expr) => {{
-        let slot: &mut Option<Client> = $slot;
+        let slot: &mut Option<Session> = $slot;
         let kept = slot.as_ref().is_some_and(|c| !c.is_closed());
         if !kept {
             *slot = Some($connect.await?);
@@ -251,7 +251,7 @@ macro_rules! with_session {
 async fn probe_node(
     settings: &Settings,
     service: Service,
-    slot: &mut Option<Client>,
+    slot: &mut Option<Session>,
 ) -> Result<NodeFindings> {
     let name = service.name();
     with_session!(slot, connect(settings, name, "postgres"), |c| node_queries(
@@ -261,7 +261,7 @@ async fn probe_node(
 
 async fn probe_pooler(
     settings: &Settings,
-    slot: &mut Option<Client>,
+    slot: &mut Option<Session>,
 ) -> Result<(Vec<Pool>, Vec<(String, String)>)> {
     with_session!(
         slot,
@@ -361,8 +361,8 @@ pub struct Prober {
     docker: Option<Docker>,
     docker_problem: Option<String>,
     bound: Duration,
-    sessions: BTreeMap<Service, Option<Client>>,
-    pooler: Option<Client>,
+    sessions: BTreeMap<Service, Option<Session>>,
+    pooler: Option<Session>,
     writer: Option<WriterWatch>,
 }
 

@@ -142,7 +142,7 @@ pub fn printed() -> runner::lab::engine::SharedObserver {
 /// (paused) standby `application_name`, and at least 2 s have passed: the writes a
 /// promotion of that standby must lose. Bounded by `within`.
 pub async fn primary_gets_ahead_of(
-    primary: &tokio_postgres::Client,
+    primary: &runner::cluster::session::Session,
     application_name: &str,
     min_bytes: f64,
     within: Duration,
@@ -173,7 +173,7 @@ pub async fn primary_gets_ahead_of(
 /// The op ids of `range` in `rental` on the node behind `client`: the ground truth a
 /// test compares `runner verify` with, read a second way.
 pub async fn present_ops(
-    client: &tokio_postgres::Client,
+    client: &runner::cluster::session::Session,
     range: std::ops::RangeInclusive<i64>,
 ) -> std::collections::BTreeSet<i64> {
     let sql = format!(
