@@ -1,24 +1,24 @@
 //! `runner consistency`: probe what a client of the replicated cluster reads, and count
 //! the anomalies.
 //!
-//! Each probe mode writes a reader log and then judges it with the checker
-//! ([`runner::consistency::check`]); `check` judges a log again, later — against the
+//! Only the command line lives here; the probes, the checker, the expectations and the
+//! survivor's side are the `runner::consistency` library's. Each probe mode writes a
+//! reader log and then judges it with the checker ([`runner::consistency::check`]); `check` judges a log again, later — against the
 //! node that survived a failover, for the phantom-then-lost count. Every mode prints up
 //! to three examples of each anomaly, the counts as `key: value` lines (what the book
 //! engine captures) and a verdict, and exits 1 when an `--expect` does not hold: a
 //! chapter states both the violation and its fix as expectations.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use runner::cluster::settings::Settings;
 use runner::cluster::topology::Service;
 use runner::consistency::probe::{self, MonotonicFix, Node, RywFix};
-use runner::consistency::{Anomalies, FinalState, History, check, keys_seen};
-use runner::load::{self, ErrorClass, Ledger, Outcome};
+use runner::consistency::{Expect, FinalState, History, check, expect, survivor};
+use runner::load::{self, Ledger};
 
 /// Probe read-after-write, monotonic reads and vanished reads; count the anomalies.
 #[derive(Debug, clap::Args)]
@@ -37,23 +37,6 @@ enum Mode {
     Watch(WatchArgs),
     /// Judge a reader log again, optionally against the node that survived.
     Check(CheckArgs),
-}
-
-/// What a chapter expects of the counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Expect {
-    /// Some read missed its session's own acknowledged write.
-    Stale,
-    /// No read did.
-    NoStale,
-    /// Some read went back in time.
-    Regression,
-    /// None did.
-    NoRegression,
-    /// Some row that was read is gone from the survivor.
-    PhantomLost,
-    /// None is.
-    NoPhantomLost,
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,62 +176,12 @@ pub async fn run(settings: &Settings, args: ConsistencyArgs) -> Result<ExitCode>
                 None => None,
                 Some(service) => {
                     let history = History::read(&a.common.log)?;
-                    Some(survivor(&history, &node(service)?, a.ledger.as_deref()).await?)
+                    Some(survivor::gather(&history, &node(service)?, a.ledger.as_deref()).await?)
                 }
             };
             judge(&a.common, survivor.as_ref())
         }
     }
-}
-
-/// What the surviving node holds of the rows the log's reads returned (keys are op ids).
-async fn survivor(
-    history: &History,
-    node: &Node,
-    ledger: Option<&std::path::Path>,
-) -> Result<FinalState> {
-    let mut ops = Vec::new();
-    for key in keys_seen(history).keys() {
-        ops.push(key.parse::<i64>().with_context(|| {
-            format!("key {key:?} of the log is not an op id: only rows can be checked on a node")
-        })?);
-    }
-    let present = probe::present_ops(node, &ops).await?;
-    let (acknowledged, warned) = match ledger {
-        None => (None, BTreeSet::new()),
-        Some(path) => {
-            let ledger = Ledger::read(path)?;
-            let acked: BTreeSet<String> = ledger
-                .ops
-                .iter()
-                .filter(|(_, r)| r.acked_at().is_some())
-                .map(|(id, _)| id.to_string())
-                .collect();
-            // A cancelled SyncRep wait: the server answered the commit with a WARNING
-            // that it committed locally but might not have been replicated.
-            let warned: BTreeSet<String> = ledger
-                .ops
-                .iter()
-                .filter(|(_, r)| {
-                    matches!(
-                        &r.outcome,
-                        Some(Outcome::Fail(_, ErrorClass::SyncRepCancelled))
-                    )
-                })
-                .map(|(id, _)| id.to_string())
-                .collect();
-            (Some(acked), warned)
-        }
-    };
-    Ok(FinalState {
-        node: node.name.clone(),
-        versions: present
-            .iter()
-            .map(|op| (op.to_string(), 1))
-            .collect::<BTreeMap<_, _>>(),
-        acknowledged,
-        warned,
-    })
 }
 
 /// Reads the log, counts its anomalies, prints them and checks the expectations.
@@ -260,60 +193,11 @@ fn judge(common: &Common, survivor: Option<&FinalState>) -> Result<ExitCode> {
     let anomalies = check(&history, survivor);
     print!("{}", anomalies.examples(3));
     print!("{}", anomalies.key_values());
-    let failures: Vec<String> = common
-        .expect
-        .iter()
-        .filter_map(|e| failure(*e, &anomalies))
-        .collect();
-    println!(
-        "verdict: {}",
-        if failures.is_empty() {
-            verdict(&anomalies)
-        } else {
-            failures.join("; ")
-        }
-    );
+    let failures = expect::failures(&common.expect, &anomalies);
+    println!("verdict: {}", expect::verdict(&anomalies, &failures));
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
-}
-
-fn verdict(a: &Anomalies) -> String {
-    let lost = a.phantom_lost.as_ref().map_or(0, Vec::len);
-    if a.stale.is_empty() && a.regressions.is_empty() && lost == 0 {
-        "no anomaly".into()
-    } else {
-        format!(
-            "{} stale read(s), {} regression(s), {} row(s) read then lost",
-            a.stale.len(),
-            a.regressions.len(),
-            lost
-        )
-    }
-}
-
-/// Why `expect` does not hold, if it does not.
-fn failure(expect: Expect, a: &Anomalies) -> Option<String> {
-    let lost = a.phantom_lost.as_ref().map(Vec::len);
-    let holds = match expect {
-        Expect::Stale => !a.stale.is_empty(),
-        Expect::NoStale => a.stale.is_empty() && a.reads_after_own_write > 0,
-        Expect::Regression => !a.regressions.is_empty(),
-        Expect::NoRegression => a.regressions.is_empty() && a.reads > 1,
-        Expect::PhantomLost => lost.is_some_and(|n| n > 0),
-        Expect::NoPhantomLost => lost == Some(0) && a.keys_seen > 0,
-    };
-    (!holds).then(|| {
-        let what = match expect {
-            Expect::Stale => "expected stale reads, found none",
-            Expect::NoStale => "expected no stale read (after at least one own write)",
-            Expect::Regression => "expected a read to go back in time, none did",
-            Expect::NoRegression => "expected no regression (over at least two reads)",
-            Expect::PhantomLost => "expected a row read and then lost (checked with --on)",
-            Expect::NoPhantomLost => "expected every row read to survive (checked with --on)",
-        };
-        format!("FAILED: {what}")
     })
 }

@@ -9,11 +9,16 @@
 //! - `log.rs`: the reader log, one event per line (writes, reads, skipped nodes);
 //! - `check.rs`: the checker — stale reads, regressions, phantom-then-lost — a pure
 //!   function over a log, tested on hand-made histories;
-//! - `probe.rs`: the bounded probe clients that make the logs against the cluster.
+//! - `expect.rs`: what a chapter expects of the counts, and the verdict line;
+//! - `probe.rs`: the bounded probe clients that make the logs against the cluster;
+//! - `survivor.rs`: what the node that survived a failover holds of the rows read.
 
 pub mod check;
+pub mod expect;
 pub mod log;
 pub mod probe;
+pub mod survivor;
 
 pub use check::{Anomalies, FinalState, check, keys_seen};
+pub use expect::Expect;
 pub use log::{Event, History, LogWriter};
