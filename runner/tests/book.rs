@@ -106,7 +106,7 @@ fn record_fixture(book_dir: &Path) {
     let rec = ChapterRecord {
         format: runner::lab::record::FORMAT,
         chapter: chapter.path.clone(),
-        recorded_at: "2026-11-27T10:00:00Z".into(),
+        recorded_at: "2026-11-27T10:00:00Z".parse().unwrap(),
         server_version: Some("17.12".into()),
         duration_ms: 100,
         blocks: vec![

@@ -467,7 +467,7 @@ pgbouncer               pooler   -   postgres-sync-standby  -      -       -    
         let rec = |output: &str| ChapterRecord {
             format: lab_core::record::FORMAT,
             chapter: "c.md".into(),
-            recorded_at: "2026-11-28T10:00:00Z".into(),
+            recorded_at: "2026-11-28T10:00:00Z".parse().unwrap(),
             server_version: None,
             duration_ms: 1,
             blocks: vec![BlockRecord {

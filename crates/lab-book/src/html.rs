@@ -10,13 +10,16 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// `2026-11-27 14:26:06 UTC`: a record's start, to the second.
+/// `2026-11-27 14:26:06 UTC`: a record's time, to the second.
+pub fn utc_second(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// [`utc_second`] of a step's `started_at` (RFC 3339); the text itself, escaped, when it
+/// is not a time.
 pub fn recorded_at(started_at: &str) -> String {
     match timeline::parse_time(started_at) {
-        Ok(t) => t
-            .with_timezone(&chrono::Utc)
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
+        Ok(t) => utc_second(&t.with_timezone(&chrono::Utc)),
         Err(_) => escape(started_at),
     }
 }

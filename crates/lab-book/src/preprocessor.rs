@@ -138,7 +138,7 @@ impl Preprocessor for LabPreprocessor {
             let empty = ChapterRecord {
                 format: record::FORMAT,
                 chapter: rel.clone(),
-                recorded_at: String::new(),
+                recorded_at: chrono::DateTime::UNIX_EPOCH,
                 server_version: None,
                 duration_ms: 0,
                 blocks: Vec::new(),

@@ -477,7 +477,7 @@ mod tests {
         let record = ChapterRecord {
             format: lab_core::record::FORMAT,
             chapter: "c.md".into(),
-            recorded_at: "2026-11-27T10:00:00Z".into(),
+            recorded_at: "2026-11-27T10:00:00Z".parse().unwrap(),
             server_version: None,
             duration_ms: 1,
             blocks: vec![a, b],
@@ -500,7 +500,7 @@ mod tests {
         ChapterRecord {
             format: lab_core::record::FORMAT,
             chapter: chapter.path.clone(),
-            recorded_at: "2026-11-27T10:00:00Z".into(),
+            recorded_at: "2026-11-27T10:00:00Z".parse().unwrap(),
             server_version: None,
             duration_ms: 1,
             blocks,

@@ -23,42 +23,13 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// One live line of the writer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    /// Seconds since the writer started.
-    pub t: f64,
-    /// Acknowledged transactions per second over the last interval.
-    pub tx_per_s: f64,
-    /// Acknowledged transactions since the start.
-    pub ok: u64,
-    /// Failed transactions since the start.
-    pub errors: u64,
-}
+/// One live line of the writer (the type `runner load` prints it with).
+pub use lab_core::live_line::LiveLine as Sample;
 
-/// Parses one live line; `None` for anything else (error descriptions included).
+/// Parses one recorded live line (`load: ` and the writer's line); `None` for anything
+/// else (error descriptions included).
 pub fn parse_live_line(line: &str) -> Option<Sample> {
-    let rest = line.trim().strip_prefix("load: [")?;
-    let (t, rest) = rest.split_once("s]")?;
-    let t: f64 = t.trim().parse().ok()?;
-    let tokens: Vec<&str> = rest.split_whitespace().collect();
-    if tokens.get(1) != Some(&"tx/s") {
-        return None;
-    }
-    let tx_per_s: f64 = tokens[0].parse().ok()?;
-    let field = |name: &str| -> Option<u64> {
-        tokens
-            .iter()
-            .find_map(|tok| tok.strip_prefix(name)?.strip_prefix('='))?
-            .parse()
-            .ok()
-    };
-    Some(Sample {
-        t,
-        tx_per_s,
-        ok: field("ok")?,
-        errors: field("errors")?,
-    })
+    line.trim().strip_prefix("load: ")?.parse().ok()
 }
 
 /// The live lines of a writer's output, in order.
@@ -73,10 +44,10 @@ pub fn errors_per_second(samples: &[Sample]) -> Vec<(f64, f64)> {
     samples
         .iter()
         .map(|s| {
-            let dt = (s.t - prev.0).max(1e-3);
+            let dt = (s.elapsed_s - prev.0).max(1e-3);
             let rate = s.errors.saturating_sub(prev.1) as f64 / dt;
-            prev = (s.t, s.errors);
-            (s.t, rate)
+            prev = (s.elapsed_s, s.errors);
+            (s.elapsed_s, rate)
         })
         .collect()
 }
@@ -104,19 +75,19 @@ pub fn longest_stall(samples: &[Sample]) -> Option<Stall> {
     let mut current: Option<Stall> = None;
     let mut prev = (0.0, 0);
     for s in samples {
-        if s.ok == prev.1 {
+        if s.acknowledged == prev.1 {
             let stall = current.get_or_insert(Stall {
                 from: prev.0,
-                to: s.t,
+                to: s.elapsed_s,
             });
-            stall.to = s.t;
+            stall.to = s.elapsed_s;
             if best.is_none_or(|b| stall.seconds() > b.seconds()) {
                 best = Some(*stall);
             }
         } else {
             current = None;
         }
-        prev = (s.t, s.ok);
+        prev = (s.elapsed_s, s.acknowledged);
     }
     best
 }
@@ -278,12 +249,12 @@ impl Timeline {
     /// shaded, each event a labelled vertical line.
     pub fn svg(&self, title: &str) -> Result<String> {
         let plot = |e: &dyn std::fmt::Debug| anyhow!("drawing the timeline: {e:?}");
-        let last = self.samples.last().map_or(0.0, |s| s.t);
+        let last = self.samples.last().map_or(0.0, |s| s.elapsed_s);
         let x_max = self.duration_s.max(last).max(1.0);
         let tx_max = self
             .samples
             .iter()
-            .map(|s| s.tx_per_s)
+            .map(|s| s.rate)
             .fold(0.0, f64::max)
             .max(1.0);
         // Headroom above the highest point for the events' labels.
@@ -333,7 +304,7 @@ impl Timeline {
             }
             chart
                 .draw_series(LineSeries::new(
-                    self.samples.iter().map(|s| (s.t, s.tx_per_s)),
+                    self.samples.iter().map(|s| (s.elapsed_s, s.rate)),
                     blue.stroke_width(2),
                 ))
                 .map_err(|e| plot(&e))?;
@@ -576,26 +547,20 @@ started_at: 2026-11-27T14:10:15.537Z
         let s = samples(STALL);
         assert_eq!(s.len(), 9);
         assert_eq!(
-            s[2],
-            Sample {
-                t: 3.0,
-                tx_per_s: 1900.0,
-                ok: 6000,
-                errors: 4
-            }
+            (s[2].elapsed_s, s[2].rate, s[2].acknowledged, s[2].errors),
+            (3.0, 1900.0, 6000, 4)
         );
         assert_eq!(
             parse_live_line(
                 "load: [   3.0s]   2773.1 tx/s  ok=7862 errors=4 p50=1.16ms p99=5.76ms in-flight=0"
             )
-            .map(|s| (s.t, s.tx_per_s, s.ok, s.errors)),
+            .map(|s| (s.elapsed_s, s.rate, s.acknowledged, s.errors)),
             Some((3.0, 2773.1, 7862, 4))
         );
         for other in [
             "load: [   3.0s] transaction connection_closed: FATAL 08P01: server conn crashed?",
             "load: [   9.3s] connect connect_timeout: no connection within 5s",
-            "load: [  x.0s]   1.0 tx/s  ok=1 errors=0",
-            "load: [   1.0s]   1.0 tx/s  ok=? errors=0",
+            "[   3.0s]   2773.1 tx/s  ok=7862 errors=4 p50=1.16ms p99=5.76ms in-flight=0",
             "     acknowledged..................: 9900 1053.2/s",
             "",
         ] {
@@ -617,15 +582,31 @@ started_at: 2026-11-27T14:10:15.537Z
         assert_eq!(stall, Stall { from: 3.0, to: 7.0 });
         assert_eq!(stall.seconds(), 4.0);
         // A stall from the very start counts from 0; a writer that never stalls has none.
-        let slow_start = "load: [   1.0s] 0.0 tx/s  ok=0 errors=0\nload: [   2.0s] 0.0 tx/s  ok=0 errors=1\n\
-                          load: [   3.0s] 9.0 tx/s  ok=9 errors=1\nload: [   4.0s] 0.0 tx/s  ok=9 errors=1\n";
+        let line = |t: f64, rate: f64, acknowledged: u64, errors: u64| {
+            let l = Sample {
+                elapsed_s: t,
+                rate,
+                acknowledged,
+                errors,
+                p50_ms: 1.0,
+                p99_ms: 1.0,
+                in_flight: 0,
+            };
+            format!("load: {l}\n")
+        };
+        let slow_start = [
+            line(1.0, 0.0, 0, 0),
+            line(2.0, 0.0, 0, 1),
+            line(3.0, 9.0, 9, 1),
+            line(4.0, 0.0, 9, 1),
+        ]
+        .concat();
         assert_eq!(
-            longest_stall(&samples(slow_start)),
+            longest_stall(&samples(&slow_start)),
             Some(Stall { from: 0.0, to: 2.0 })
         );
-        let steady =
-            "load: [   1.0s] 5.0 tx/s  ok=5 errors=0\nload: [   2.0s] 5.0 tx/s  ok=10 errors=0\n";
-        assert_eq!(longest_stall(&samples(steady)), None);
+        let steady = [line(1.0, 5.0, 5, 0), line(2.0, 5.0, 10, 0)].concat();
+        assert_eq!(longest_stall(&samples(&steady)), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::html::{escape, recorded_at};
+use crate::html::{escape, utc_second};
 use lab_core::line_column;
 use lab_core::record::{self, ChapterRecord};
 
@@ -145,7 +145,7 @@ pub fn resolve(
             }
         };
         let value = if reference.name == RECORDED_AT {
-            Some(recorded_at(&record.recorded_at))
+            Some(utc_second(&record.recorded_at))
         } else if reference.name == DURATION {
             Some(duration_text(record.duration_ms))
         } else {
@@ -186,7 +186,7 @@ mod tests {
         ChapterRecord {
             format: lab_core::record::FORMAT,
             chapter: "chapter-4-manual-failover.md".into(),
-            recorded_at: "2026-11-28T18:17:40.912Z".into(),
+            recorded_at: "2026-11-28T18:17:40.912Z".parse().unwrap(),
             server_version: None,
             duration_ms: 1,
             blocks: vec![BlockRecord {

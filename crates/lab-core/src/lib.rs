@@ -19,6 +19,7 @@
 
 mod attrs;
 pub mod chapters;
+pub mod live_line;
 pub mod output;
 mod parse;
 pub mod record;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Block, Chapter};
@@ -25,6 +26,23 @@ fn format_one() -> u32 {
     1
 }
 
+/// A record's times as the engine writes them: RFC 3339, UTC, milliseconds, `Z`.
+mod rfc3339_millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| D::Error::custom(format!("{text:?} is not an RFC 3339 time: {e}")))
+    }
+}
+
 /// The record of one chapter run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChapterRecord {
@@ -33,8 +51,10 @@ pub struct ChapterRecord {
     pub format: u32,
     /// The chapter's path relative to `book/src`.
     pub chapter: String,
-    /// When the run started (UTC, RFC 3339).
-    pub recorded_at: String,
+    /// When the run started; written as RFC 3339 in UTC to the millisecond
+    /// (`2026-12-04T16:29:07.362Z`), read from any RFC 3339 time.
+    #[serde(with = "rfc3339_millis")]
+    pub recorded_at: DateTime<Utc>,
     /// `SHOW server_version` on the primary at the start of the run, when there was one.
     pub server_version: Option<String>,
     /// The whole run's duration, precondition included.
@@ -233,7 +253,7 @@ mod tests {
         ChapterRecord {
             format: FORMAT,
             chapter: chapter.path.clone(),
-            recorded_at: "2026-11-27T00:00:00Z".into(),
+            recorded_at: "2026-11-27T00:00:00Z".parse().unwrap(),
             server_version: Some("17.12".into()),
             duration_ms: 10,
             blocks: chapter
@@ -314,5 +334,26 @@ mod tests {
         save(tmp.path(), &chapter, &record).unwrap();
         let err = load(tmp.path(), &chapter).unwrap_err().to_string();
         assert!(err.contains(&format!("format {}", FORMAT + 1)), "{err}");
+    }
+
+    #[test]
+    fn recorded_at_is_written_to_the_millisecond_and_read_from_any_rfc3339() {
+        let chapter = parse_chapter("c.md", "c.md", "```sh lab\ntrue\n```\n").unwrap();
+        let mut record = record_for(&chapter);
+        record.recorded_at = "2026-12-04T16:29:07+01:00".parse().unwrap();
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(
+            text.contains(r#""recorded_at":"2026-12-04T15:29:07.000Z""#),
+            "{text}"
+        );
+        let back: ChapterRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.recorded_at, record.recorded_at);
+        let bad = text.replace("2026-12-04T15:29:07.000Z", "yesterday");
+        let err = serde_json::from_str::<ChapterRecord>(&bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#""yesterday" is not an RFC 3339 time"#),
+            "{err}"
+        );
     }
 }

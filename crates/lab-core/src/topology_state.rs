@@ -107,9 +107,9 @@ pub fn seconds(s: f64) -> String {
     }
 }
 
-impl TopologyState {
-    /// The table as `runner topology` prints it: aligned columns under a header.
-    pub fn to_text(&self) -> String {
+/// The table as `runner topology` prints it: aligned columns under a header.
+impl std::fmt::Display for TopologyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -129,9 +129,20 @@ impl TopologyState {
                 ]
             })
             .collect();
-        crate::text_table::table(&COLUMNS, &cells)
+        f.write_str(&crate::text_table::table(&COLUMNS, &cells))
     }
+}
 
+/// [`TopologyState::parse`]: the printed table read back.
+impl std::str::FromStr for TopologyState {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<TopologyState> {
+        TopologyState::parse(text)
+    }
+}
+
+impl TopologyState {
     /// Reads the table back from a step's output. Blank lines are skipped; the first
     /// other line must be the header, and every line after it a row. A line that is
     /// not a row — too few columns, an unknown role or sync state, a timeline that is
@@ -269,7 +280,7 @@ mod tests {
     #[test]
     fn the_printed_table_reads_back_as_it_was() {
         let state = failover();
-        let text = state.to_text();
+        let text = state.to_string();
         assert_eq!(
             text.lines().next().unwrap(),
             "node                    role     tl  upstream               sync   behind  replay_lag  status"
@@ -295,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_line_the_parser_does_not_know_is_an_error_naming_it() {
-        let good = failover().to_text();
+        let good = failover().to_string();
         let err = TopologyState::parse(&good.replace("pooler", "poolr")).unwrap_err();
         assert!(
             err.to_string().starts_with("line 5 (\"pgbouncer ")

@@ -373,7 +373,10 @@ impl LoadObserver for AckCounter {
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *latest = (progress.elapsed, progress.acknowledged);
+        *latest = (
+            Duration::from_secs_f64(progress.elapsed_s),
+            progress.acknowledged,
+        );
     }
 }
 

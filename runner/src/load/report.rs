@@ -47,38 +47,9 @@ pub trait LoadObserver: Send + Sync {
     }
 }
 
-/// The numbers of one live line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    /// Time since the run's start.
-    pub elapsed: Duration,
-    /// Acknowledged transactions per second since the previous line.
-    pub rate: f64,
-    /// Acknowledged transactions since the start.
-    pub acknowledged: u64,
-    /// Failed transactions since the start.
-    pub errors: u64,
-    /// Commit latency of the transactions acknowledged since the previous line.
-    pub latency: Latency,
-    /// Transactions sent and not answered yet.
-    pub in_flight: i64,
-}
-
-impl fmt::Display for Progress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[{:>6.1}s] {:>8.1} tx/s  ok={} errors={} p50={:.2}ms p99={:.2}ms in-flight={}",
-            self.elapsed.as_secs_f64(),
-            self.rate,
-            self.acknowledged,
-            self.errors,
-            self.latency.p50_ms,
-            self.latency.p99_ms,
-            self.in_flight,
-        )
-    }
-}
+/// The numbers of one live line: lab-core's [`LiveLine`](lab_core::live_line::LiveLine),
+/// the type the book's timelines parse the recorded line with.
+pub use lab_core::live_line::LiveLine as Progress;
 
 /// Where an error happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -215,12 +186,14 @@ pub(super) async fn live_lines(
         let now = Instant::now();
         let secs = now.duration_since(last).as_secs_f64().max(1e-3);
         last = now;
+        let latency = Latency::of(&window.interval);
         shared.observer.progress(&Progress {
-            elapsed: shared.start.elapsed(),
+            elapsed_s: shared.start.elapsed().as_secs_f64(),
             rate: window.interval_acknowledged as f64 / secs,
             acknowledged,
             errors,
-            latency: Latency::of(&window.interval),
+            p50_ms: latency.p50_ms,
+            p99_ms: latency.p99_ms,
             in_flight: shared.in_flight.load(Ordering::Relaxed),
         });
     }
@@ -250,15 +223,12 @@ mod tests {
     #[test]
     fn events_display_as_the_live_lines() {
         let progress = Progress {
-            elapsed: Duration::from_millis(2_004),
+            elapsed_s: 2.004,
             rate: 1619.24,
             acknowledged: 2617,
             errors: 0,
-            latency: Latency {
-                p50_ms: 2.444,
-                p99_ms: 17.84,
-                ..Latency::default()
-            },
+            p50_ms: 2.444,
+            p99_ms: 17.84,
             in_flight: 4,
         };
         assert_eq!(

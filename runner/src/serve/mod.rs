@@ -253,12 +253,14 @@ async fn live_lines(app: Arc<App>) {
             continue;
         }
         last_counts = (acknowledged, errors);
+        let latency = Latency::of(&window);
         app.observer.progress(&Progress {
-            elapsed: app.start.elapsed(),
+            elapsed_s: app.start.elapsed().as_secs_f64(),
             rate: in_window as f64 / secs,
             acknowledged,
             errors,
-            latency: Latency::of(&window),
+            p50_ms: latency.p50_ms,
+            p99_ms: latency.p99_ms,
             in_flight,
         });
     }

@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(rows[2].replay_lag.as_deref(), Some("1.2ms"));
         assert_eq!(rows[3].upstream.as_deref(), Some("postgres-primary"));
         assert_eq!(rows[3].sync, None);
-        let text = TopologyState { rows }.to_text();
+        let text = TopologyState { rows }.to_string();
         assert_eq!(TopologyState::parse(&text).unwrap().rows.len(), 4);
     }
 

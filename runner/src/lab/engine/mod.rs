@@ -96,7 +96,7 @@ impl Engine {
     /// an error means the run itself could not proceed (the cluster would not come up).
     pub async fn run_chapter(&mut self, chapter: &Chapter) -> Result<ChapterRecord> {
         let started = Instant::now();
-        let recorded_at = now();
+        let recorded_at = Utc::now();
         self.establish_precondition(chapter).await?;
         let server_version = self.server_version().await;
         // A new chapter starts in a new terminal: no variables yet.
