@@ -1,8 +1,10 @@
-//! The layers, checked: no import cycle between sibling modules of any crate of the
-//! workspace, and the runner's top-level modules import only modules of a lower layer.
+//! The layers, checked: the workspace's crates depend only on crates of a lower layer,
+//! no import cycle between sibling modules of any crate, and lab-workload's top-level
+//! modules import only modules of a lower layer.
 //!
-//! Cargo already refuses a cycle between crates (lab-core ← lab-book ← runner,
-//! mdbook-lab); inside a crate nothing does, so this test reads the sources: a file's
+//! Cargo refuses a cycle between crates, not an arrow that skips the intended order
+//! (lab-cluster depending on lab-book, say), so the crates' own manifests are read for
+//! that. Inside a crate nothing refuses a cycle, so this test reads the sources: a file's
 //! `crate::a::b` and `super::a` paths are its imports, lifted to the modules that are
 //! siblings under their common parent (`book/diagram.rs` → `book/render.rs` is an edge
 //! between `diagram` and `render`; `load/worker.rs` → `cluster/pg.rs` one between `load`
@@ -12,17 +14,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The runner's top-level modules by layer: each may import only lower layers.
-const RUNNER_LAYERS: [(&str, u8); 9] = [
-    ("cluster", 0),
-    ("lab", 1),
-    ("load", 1),
-    ("book", 2),
-    ("verify", 2),
-    ("serve", 2),
-    ("consistency", 2),
-    ("chaos", 3),
-    ("watch", 3),
+/// The workspace's crates by layer (directory, package name, layer): each may depend
+/// only on crates of a lower layer.
+const CRATE_LAYERS: [(&str, &str, u8); 7] = [
+    ("crates/lab-core", "lab-core", 0),
+    ("crates/lab-book", "lab-book", 1),
+    ("crates/lab-cluster", "lab-cluster", 1),
+    ("crates/lab-engine", "lab-engine", 2),
+    ("crates/lab-workload", "lab-workload", 2),
+    ("preprocessor", "mdbook-lab", 3),
+    ("runner", "runner", 3),
+];
+
+/// lab-workload's top-level modules by layer: each may import only lower layers.
+const WORKLOAD_LAYERS: [(&str, u8); 6] = [
+    ("load", 0),
+    ("verify", 1),
+    ("serve", 1),
+    ("consistency", 1),
+    ("chaos", 2),
+    ("watch", 2),
 ];
 
 fn root() -> PathBuf {
@@ -183,15 +194,78 @@ fn cycles(edges: &BTreeSet<(Vec<String>, String, String)>) -> Vec<String> {
 }
 
 fn crate_sources() -> Vec<PathBuf> {
-    [
-        "runner/src",
-        "preprocessor/src",
-        "crates/lab-core/src",
-        "crates/lab-book/src",
-    ]
-    .iter()
-    .map(|p| root().join(p))
-    .collect()
+    CRATE_LAYERS
+        .iter()
+        .map(|(dir, _, _)| root().join(dir).join("src"))
+        .collect()
+}
+
+/// The workspace crates `manifest` (a Cargo.toml's text) depends on, dev-dependencies
+/// included: the `[…dependencies]` keys that name a crate of [`CRATE_LAYERS`].
+fn workspace_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_dependencies = false;
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line.ends_with("dependencies]");
+            continue;
+        }
+        let Some(key) = line.split(['=', '.', ' ']).next() else {
+            continue;
+        };
+        if in_dependencies && CRATE_LAYERS.iter().any(|(_, name, _)| *name == key) {
+            found.push(key.to_string());
+        }
+    }
+    found
+}
+
+/// The dependencies of `CRATE_LAYERS` that do not go down.
+fn upward_crate_dependencies(read: impl Fn(&str) -> String) -> Vec<String> {
+    let layer: BTreeMap<&str, u8> = CRATE_LAYERS.iter().map(|(_, n, l)| (*n, *l)).collect();
+    let mut upward = Vec::new();
+    for (dir, name, mine) in CRATE_LAYERS {
+        for dependency in workspace_dependencies(&read(dir)) {
+            let theirs = layer[dependency.as_str()];
+            if theirs >= mine {
+                upward.push(format!(
+                    "{name} (layer {mine}) depends on {dependency} (layer {theirs})"
+                ));
+            }
+        }
+    }
+    upward
+}
+
+#[test]
+fn the_crates_depend_only_on_lower_layers() {
+    let upward = upward_crate_dependencies(|dir| {
+        std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap()
+    });
+    assert!(
+        upward.is_empty(),
+        "dependencies that do not go down:\n  {}",
+        upward.join("\n  ")
+    );
+}
+
+#[test]
+fn an_upward_crate_dependency_is_seen() {
+    let found = upward_crate_dependencies(|dir| {
+        let manifest = std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
+        if dir == "crates/lab-cluster" {
+            manifest.replace(
+                "[dependencies]\n",
+                "[dependencies]\nlab-engine.workspace = true\n",
+            )
+        } else {
+            manifest
+        }
+    });
+    assert_eq!(
+        found,
+        ["lab-cluster (layer 1) depends on lab-engine (layer 2)"]
+    );
 }
 
 #[test]
@@ -209,15 +283,15 @@ fn no_module_imports_a_sibling_that_imports_it_back() {
 }
 
 #[test]
-fn the_runners_modules_import_only_lower_layers() {
-    let layer: BTreeMap<&str, u8> = RUNNER_LAYERS.into_iter().collect();
+fn the_workloads_modules_import_only_lower_layers() {
+    let layer: BTreeMap<&str, u8> = WORKLOAD_LAYERS.into_iter().collect();
     let mut upward = Vec::new();
-    for (parent, from, to) in sibling_edges(&root().join("runner/src")) {
+    for (parent, from, to) in sibling_edges(&root().join("crates/lab-workload/src")) {
         if !parent.is_empty() {
             continue;
         }
         let (Some(a), Some(b)) = (layer.get(from.as_str()), layer.get(to.as_str())) else {
-            panic!("{from} or {to} has no layer in RUNNER_LAYERS: give it one");
+            panic!("{from} or {to} has no layer in WORKLOAD_LAYERS: give it one");
         };
         if b >= a {
             upward.push(format!("{from} (layer {a}) imports {to} (layer {b})"));

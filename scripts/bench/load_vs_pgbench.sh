@@ -6,7 +6,7 @@
 #
 #   - the transaction is the same single statement (a rental and its payment, one
 #     round trip, autocommit), prepared once per connection (pgbench -M prepared;
-#     the runner prepares too, see runner/src/load/mod.rs);
+#     the runner prepares too, see crates/lab-workload/src/load/mod.rs);
 #   - pgbench's op ids are negative, so they never collide with the runner's
 #     (positive, run_id << 32 | seq), and rise per client as the runner's rise;
 #   - both connect from the host's network namespace to the published port on
