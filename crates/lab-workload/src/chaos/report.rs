@@ -398,46 +398,62 @@ impl ChaosReport {
         let rows: Vec<Vec<String>> = self.runs.iter().map(run_row).collect();
         out.push_str(&lab_core::text_table::table(&RUN_COLUMNS, &rows));
         out.push('\n');
-        let p95_header = format!("p95 (n>={P95_MIN_RUNS})");
-        let dist_row = |name: &str, d: &Option<Distribution>, f: &dyn Fn(f64) -> String| match d {
-            Some(d) => vec![
-                name.into(),
-                d.n.to_string(),
-                f(d.min),
-                f(d.median),
-                d.p95.map_or("-".into(), f),
-                f(d.max),
-            ],
-            None => {
-                let mut row = vec![name.to_string(), "0".into()];
-                row.extend(std::iter::repeat_n("-".to_string(), 4));
-                row
-            }
-        };
+        // A p95 column only when some distribution has one (20 runs up): below that the
+        // nearest-rank p95 is the maximum, and a column of dashes only says so at length.
+        let distributions = [
+            ("lost", &self.lost),
+            ("lost_per_10k", &self.lost_per_10k),
+            ("rto_s", &self.rto_s),
+            ("write_gap_s", &self.write_gap_s),
+            ("run_s", &self.run_s),
+        ];
+        let with_p95 = distributions
+            .iter()
+            .any(|(_, d)| d.as_ref().is_some_and(|d| d.p95.is_some()));
         let int = |v: f64| format!("{v:.0}");
         let two = |v: f64| format!("{v:.2}");
         let one = |v: f64| format!("{v:.1}");
-        out.push_str(&lab_core::text_table::table(
-            &[
-                &format!("{} ({} runs)", self.name(), self.runs.len()),
-                "n",
-                "min",
-                "median",
-                &p95_header,
-                "max",
-            ],
-            &[
-                dist_row("lost", &self.lost, &int),
-                dist_row("lost_per_10k", &self.lost_per_10k, &two),
-                dist_row("rto_s", &self.rto_s, &two),
-                dist_row("write_gap_s", &self.write_gap_s, &two),
-                dist_row("run_s", &self.run_s, &one),
-            ],
-        ));
-        let _ = writeln!(
-            out,
-            "p95 is shown from {P95_MIN_RUNS} runs up: with fewer, the nearest-rank p95 is the maximum."
-        );
+        let rows: Vec<Vec<String>> = distributions
+            .iter()
+            .map(|(name, d)| {
+                let f: &dyn Fn(f64) -> String = match *name {
+                    "lost" => &int,
+                    "run_s" => &one,
+                    _ => &two,
+                };
+                let mut row = vec![name.to_string()];
+                match d {
+                    Some(d) => {
+                        row.extend([d.n.to_string(), f(d.min), f(d.median)]);
+                        if with_p95 {
+                            row.push(d.p95.map_or("-".into(), f));
+                        }
+                        row.push(f(d.max));
+                    }
+                    None => {
+                        row.push("0".into());
+                        row.extend(std::iter::repeat_n(
+                            "-".to_string(),
+                            3 + usize::from(with_p95),
+                        ));
+                    }
+                }
+                row
+            })
+            .collect();
+        let title = format!("{} ({} runs)", self.name(), self.runs.len());
+        let mut header = vec![title.as_str(), "n", "min", "median"];
+        if with_p95 {
+            header.push("p95");
+        }
+        header.push("max");
+        out.push_str(&lab_core::text_table::table(&header, &rows));
+        if !with_p95 {
+            let _ = writeln!(
+                out,
+                "no p95 column: it is shown from {P95_MIN_RUNS} runs up (with fewer, the nearest-rank p95 is the maximum)."
+            );
+        }
         let _ = writeln!(
             out,
             "rto_s: fault -> first acknowledged write after it; write_gap_s: the writer's \
@@ -846,7 +862,14 @@ mod tests {
         assert!(!kv.contains("p95"), "no p95 from 2 runs:\n{kv}");
         let text = r.text();
         assert!(text.contains("UNVERIFIED"));
-        assert!(text.contains("p95 (n>=20)"), "{text}");
+        let header = text
+            .lines()
+            .find(|l| l.contains("median"))
+            .expect("the distributions' header");
+        assert!(
+            !header.contains("p95"),
+            "no p95 column from 3 runs:\n{text}"
+        );
         for expectation in [None, Some(Expectation::NoLoss), Some(Expectation::Loss)] {
             let why = r
                 .failure(expectation)
@@ -867,6 +890,11 @@ mod tests {
             .find(|l| l.starts_with("rto_s "))
             .expect("an rto_s row");
         assert!(row.contains("19.00"), "{row}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("median") && l.contains("p95")),
+            "{text}"
+        );
     }
 
     #[test]
