@@ -454,9 +454,11 @@ impl ChaosReport {
                 "no p95 column: it is shown from {P95_MIN_RUNS} runs up (with fewer, the nearest-rank p95 is the maximum)."
             );
         }
+        // A note, not a key: no `name:` at its start, so a chapter's sed that prefixes the
+        // keys (`s/^([a-z_0-9]+):/sync_\1:/`) leaves it alone.
         let _ = writeln!(
             out,
-            "rto_s: fault -> first acknowledged write after it; write_gap_s: the writer's \
+            "rto_s is fault -> first acknowledged write after it, write_gap_s the writer's \
              longest time without an acknowledged write."
         );
         out.push('\n');
