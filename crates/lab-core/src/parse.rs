@@ -153,7 +153,29 @@ fn placeholder_errors(
             ));
         }
     }
+    // Inside inline code `{{name}}` is literal text (the appendix shows the syntax so);
+    // one that names a capture was meant as the value and would show its braces.
+    let inline: Vec<Range<usize>> = inline_code_spans(source);
+    for (name, span) in placeholders(source, &[]) {
+        if captures.contains(name.as_str()) && inline.iter().any(|r| r.contains(&span.start)) {
+            errors.push(at(
+                span.start,
+                format!(
+                    "{{{{{name}}}}} is inside inline code, where it stays literal text: \
+                     move it out of the backticks to show the recorded value"
+                ),
+            ));
+        }
+    }
     errors
+}
+
+/// The byte ranges of inline code (`` `…` ``) only.
+fn inline_code_spans(source: &str) -> Vec<Range<usize>> {
+    Parser::new_ext(source, Options::empty())
+        .into_offset_iter()
+        .filter_map(|(event, range)| matches!(event, Event::Code(_)).then_some(range))
+        .collect()
 }
 
 /// The byte ranges of code blocks and inline code, where `{{name}}` is literal text.
@@ -694,6 +716,21 @@ mod tests {
             "{}",
             errs[0]
         );
+    }
+
+    #[test]
+    fn a_captured_value_inside_inline_code_is_an_error() {
+        let src = "The primary holds `{{members}}`.\n\n```sh lab capture=members\necho members: 1\n```\n";
+        let errs = parse(src).unwrap_err().0;
+        assert_eq!(
+            errs[0].to_string(),
+            "book/src/ch.md:1:20: {{members}} is inside inline code, where it stays literal \
+             text: move it out of the backticks to show the recorded value"
+        );
+        // Outside the backticks it is the value; inside them, a name no step captures is
+        // the literal syntax (as the appendix writes `{{name}}`).
+        let ok = "The primary holds {{members}}, written `{{name}}`.\n\n```sh lab capture=members\necho members: 1\n```\n";
+        assert!(parse(ok).is_ok());
     }
 
     #[test]
