@@ -720,7 +720,8 @@ mod tests {
 
     #[test]
     fn a_captured_value_inside_inline_code_is_an_error() {
-        let src = "The primary holds `{{members}}`.\n\n```sh lab capture=members\necho members: 1\n```\n";
+        let src =
+            "The primary holds `{{members}}`.\n\n```sh lab capture=members\necho members: 1\n```\n";
         let errs = parse(src).unwrap_err().0;
         assert_eq!(
             errs[0].to_string(),
