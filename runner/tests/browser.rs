@@ -295,9 +295,11 @@ const SURVEY: &str = r#"(() => {
     .filter(e => e.getBoundingClientRect().right > column.right + 1 && !contained(e))
     .filter(e => !e.parentElement.closest('svg'))
     .map(e => ({ what: what(e), over: Math.round(e.getBoundingClientRect().right - column.right) }));
-  // Tables wider than the column: mdBook scrolls them, hiding their last columns.
+  // Tables wider than the column: mdBook scrolls them, hiding their last columns. Not a
+  // pixel of slack: a table 1 px too wide already shows a scroll bar (chapter 4's k6
+  // table did, at 751 px in a 750 px column).
   const wide_tables = [...main.querySelectorAll('.table-wrapper')]
-    .filter(w => w.scrollWidth > w.clientWidth + 1)
+    .filter(w => w.scrollWidth > w.clientWidth)
     .map(w => ({ what: what(w.querySelector('tr') || w), need: w.scrollWidth, have: w.clientWidth }));
   // Recorded output wider than the column scrolls too; counted, as code may.
   const wide_code = [...main.querySelectorAll('pre')]
