@@ -179,11 +179,6 @@ impl Session {
         })
     }
 
-    /// What the session is connected to, as errors name it.
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
     /// The client and the server's notices (in the order they came), together: a
     /// caller reads the notices of the statement it is running on the client.
     pub fn split(&mut self) -> (&Client, &mut mpsc::UnboundedReceiver<DbError>) {
